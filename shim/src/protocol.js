@@ -1,0 +1,219 @@
+// Wire codec for the supervisor <-> shim IPC (protocol version 1).
+// Pure functions over Buffers: no I/O here, so tests can use them directly.
+// Layout (all integers little-endian):
+//   frame    = u32 length (5 + payload) | u8 type | u32 stream | payload
+//   REQUEST  = u8 flags | u8 len, method | u16 len, url | u8 len, address | u16 count, headers
+//   RESPONSE = u8 flags | u16 status | u16 count, headers
+//   header   = u16 len, name | u16 len, value   (raw bytes, carried as latin1 strings)
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 9;
+export const MAX_PAYLOAD = 1024 * 1024;
+export const MAX_CHUNK = 64 * 1024;
+export const INITIAL_WINDOW = 256 * 1024;
+export const FLAG_BODY = 1;
+
+export const T = {
+  HELLO: 0x01,
+  READY: 0x02,
+  FATAL: 0x03,
+  REQUEST: 0x10,
+  RESPONSE: 0x11,
+  DATA: 0x12,
+  END: 0x13,
+  CREDIT: 0x14,
+  CANCEL: 0x15,
+  ERROR: 0x16,
+  PING: 0x20,
+  PONG: 0x21,
+  IDLE: 0x22,
+  TERMINATE: 0x23,
+  STATS_REQUEST: 0x24,
+  STATS: 0x25,
+};
+
+// type code -> name, for messages and tests
+export const TYPE_NAMES = {};
+for (const name in T) TYPE_NAMES[T[name]] = name;
+
+// A frame or payload that breaks the protocol.
+export class ProtocolError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+// Writes the 9-byte frame header at `off`.
+export function writeHeader(buf, off, type, stream, payloadLength) {
+  buf.writeUInt32LE(payloadLength + 5, off);
+  buf[off + 4] = type;
+  buf.writeUInt32LE(stream, off + 5);
+}
+
+// Just the 9-byte header (the payload is queued separately, e.g. for DATA).
+export function header(type, stream, payloadLength) {
+  const buf = Buffer.allocUnsafe(HEADER_SIZE);
+  writeHeader(buf, 0, type, stream, payloadLength);
+  return buf;
+}
+
+// A whole frame with an optional payload copied in.
+export function frame(type, stream, payload) {
+  const n = payload ? payload.length : 0;
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(buf, 0, type, stream, n);
+  if (n) buf.set(payload, HEADER_SIZE);
+  return buf;
+}
+
+// A frame whose payload is compact JSON (HELLO, READY, FATAL, ERROR, STATS).
+export function jsonFrame(type, stream, value) {
+  const text = JSON.stringify(value);
+  const n = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(buf, 0, type, stream, n);
+  buf.utf8Write(text, HEADER_SIZE, n);
+  return buf;
+}
+
+export function creditFrame(stream, credit) {
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
+  writeHeader(buf, 0, T.CREDIT, stream, 4);
+  buf.writeUInt32LE(credit, HEADER_SIZE);
+  return buf;
+}
+
+// Byte size of a header list given as [[name, value], ...] (latin1: one byte per char).
+function headersSize(headers) {
+  let size = 2;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i];
+    if (h[0].length > 0xffff || h[1].length > 0xffff) {
+      throw new RangeError(`header ${h[0].slice(0, 64)} is longer than 65535 bytes`);
+    }
+    size += 4 + h[0].length + h[1].length;
+  }
+  if (headers.length > 0xffff) throw new RangeError("more than 65535 headers");
+  return size;
+}
+
+function writeHeaders(buf, off, headers) {
+  buf.writeUInt16LE(headers.length, off);
+  off += 2;
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i][0];
+    const value = headers[i][1];
+    buf.writeUInt16LE(name.length, off);
+    off += 2;
+    off += buf.latin1Write(name, off, name.length);
+    buf.writeUInt16LE(value.length, off);
+    off += 2;
+    off += buf.latin1Write(value, off, value.length);
+  }
+  return off;
+}
+
+// Whole RESPONSE frame: one allocation for header + head.
+export function responseFrame(stream, status, headers, body) {
+  const n = 3 + headersSize(headers);
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(buf, 0, T.RESPONSE, stream, n);
+  buf[HEADER_SIZE] = body ? FLAG_BODY : 0;
+  buf.writeUInt16LE(status, HEADER_SIZE + 1);
+  writeHeaders(buf, HEADER_SIZE + 3, headers);
+  return buf;
+}
+
+// Whole REQUEST frame (the supervisor's side; used by tests and vectors).
+export function requestFrame(stream, head) {
+  const { method, url, address = "" } = head;
+  if (method.length > 0xff || address.length > 0xff || url.length > 0xffff) {
+    throw new RangeError("request head field too long");
+  }
+  const n = 1 + 1 + method.length + 2 + url.length + 1 + address.length + headersSize(head.headers);
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(buf, 0, T.REQUEST, stream, n);
+  let off = HEADER_SIZE;
+  buf[off++] = head.body ? FLAG_BODY : 0;
+  buf[off++] = method.length;
+  off += buf.latin1Write(method, off, method.length);
+  buf.writeUInt16LE(url.length, off);
+  off += 2;
+  off += buf.latin1Write(url, off, url.length);
+  buf[off++] = address.length;
+  off += buf.latin1Write(address, off, address.length);
+  writeHeaders(buf, off, head.headers);
+  return buf;
+}
+
+// Bounds-checked cursor over a payload; any overrun is a ProtocolError.
+class Cursor {
+  constructor(buf, what) {
+    this.buf = buf;
+    this.off = 0;
+    this.what = what;
+  }
+  need(n) {
+    if (this.off + n > this.buf.length) throw new ProtocolError(`truncated ${this.what} head`);
+  }
+  u8() {
+    this.need(1);
+    return this.buf[this.off++];
+  }
+  u16() {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.off);
+    this.off += 2;
+    return v;
+  }
+  str(n) {
+    this.need(n);
+    const s = this.buf.latin1Slice(this.off, this.off + n);
+    this.off += n;
+    return s;
+  }
+  headers() {
+    const count = this.u16();
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const name = this.str(this.u16());
+      out[i] = [name, this.str(this.u16())];
+    }
+    return out;
+  }
+  done() {
+    if (this.off !== this.buf.length) throw new ProtocolError(`trailing bytes after ${this.what} head`);
+  }
+}
+
+// REQUEST payload -> {body, method, url, address, headers}
+export function decodeRequestHead(payload) {
+  const c = new Cursor(payload, "request");
+  const flags = c.u8();
+  const method = c.str(c.u8());
+  const url = c.str(c.u16());
+  const address = c.str(c.u8());
+  const headers = c.headers();
+  c.done();
+  if (method.length === 0) throw new ProtocolError("empty request method");
+  return { body: (flags & FLAG_BODY) !== 0, method, url, address, headers };
+}
+
+// RESPONSE payload -> {body, status, headers}
+export function decodeResponseHead(payload) {
+  const c = new Cursor(payload, "response");
+  const flags = c.u8();
+  const status = c.u16();
+  const headers = c.headers();
+  c.done();
+  return { body: (flags & FLAG_BODY) !== 0, status, headers };
+}
+
+// Splits one complete frame buffer into {type, stream, payload}; for tests.
+export function decodeFrame(buf) {
+  if (buf.length < HEADER_SIZE) throw new ProtocolError("short frame");
+  const length = buf.readUInt32LE(0);
+  if (length < 5 || length + 4 !== buf.length) throw new ProtocolError("bad frame length");
+  return { type: buf[4], stream: buf.readUInt32LE(5), payload: buf.subarray(HEADER_SIZE) };
+}

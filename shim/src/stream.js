@@ -1,0 +1,238 @@
+// One request stream: its abort signal, request body, and the sending of the
+// app's response (head, DATA within the window, END) or of an ERROR.
+
+import { INITIAL_WINDOW, MAX_CHUNK, T, header, jsonFrame, responseFrame, frame } from "./protocol.js";
+import { K_EMPTY, isBodyless, kindOf, responseHeaders } from "./bodykind.js";
+
+const NativeResponse = Response;
+const noop = () => {};
+
+export function errorPayload(err) {
+  if (err instanceof Error) return { message: String(err.message), stack: String(err.stack ?? "") };
+  return { message: String(err), stack: "" };
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (typeof value === "object") return value.constructor?.name ?? "object";
+  return typeof value;
+}
+
+// A body chunk as bytes (streams may yield strings or buffer views).
+function toBytes(value) {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string") return Buffer.from(value);
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  throw new TypeError(`response body chunk is ${describe(value)}, not bytes`);
+}
+
+export class Stream {
+  constructor(conn, id, head) {
+    this.conn = conn;
+    this.id = id;
+    this.head = head; // HEAD request: Bun.serve adds no implicit content-type
+    this.staticRoute = false; // static route values keep their content-type on HEAD
+    this.abort = new AbortController();
+    this.body = null; // RequestBody when the request has one
+    this.window = INITIAL_WINDOW; // response bytes we may still send
+    this.out = null; // in-memory response bytes still to send
+    this.outOff = 0;
+    this.waiter = null; // resolves a streaming pump waiting for credit
+    this.reader = null;
+    this.done = false;
+  }
+
+  // --- from the supervisor ---
+
+  credit(n) {
+    this.window += n;
+    if (this.out !== null) this.sendOut();
+    else if (this.waiter !== null) this.wake();
+  }
+
+  // CANCEL: the client is gone. Abort req.signal, stop the body, forget the stream.
+  cancel() {
+    if (this.done) return;
+    this.finish();
+    try {
+      this.abort.abort();
+    } catch (err) {
+      console.error(err); // an app abort listener threw
+    }
+    if (this.body !== null) this.body.fail(this.abort.signal.reason);
+    if (this.reader !== null) this.reader.cancel(this.abort.signal.reason).then(noop, noop);
+  }
+
+  // --- the app's answer ---
+
+  // Accepts whatever the handler returned: a Response, a promise of one, or junk.
+  respond(result) {
+    if (result instanceof NativeResponse) return this.sendResponse(result);
+    if (result instanceof Promise) {
+      // A settled promise is read at once, without a microtask hop.
+      const state = Bun.peek.status(result);
+      if (state === "fulfilled") return this.settled(Bun.peek(result));
+      if (state === "rejected") {
+        result.then(noop, noop); // mark handled
+        return this.sendError(Bun.peek(result));
+      }
+    }
+    if (result !== null && (typeof result === "object" || typeof result === "function") && typeof result.then === "function") {
+      result.then(
+        (value) => this.settled(value),
+        (err) => this.sendError(err),
+      );
+      return;
+    }
+    this.settled(result);
+  }
+
+  settled(value) {
+    if (value instanceof NativeResponse) this.sendResponse(value);
+    else this.sendError(new TypeError(`handler returned ${describe(value)}, not a Response`));
+  }
+
+  sendResponse(res) {
+    if (this.done) return this.discard(res);
+    const status = res.status;
+    if (status < 200 || status > 999) return this.sendError(new RangeError(`invalid response status ${status}`));
+    const kind = kindOf(res);
+    if (isBodyless(status)) {
+      this.discard(res);
+      return this.sendHead(res, kind, status, false, true);
+    }
+    if (kind.mem) {
+      let bytes;
+      try {
+        bytes = res.bytes();
+      } catch (err) {
+        return this.sendError(err);
+      }
+      if (Bun.peek.status(bytes) === "fulfilled") return this.sendBytes(res, kind, Bun.peek(bytes));
+      bytes.then(
+        (b) => this.sendBytes(res, kind, b),
+        (err) => this.sendError(err),
+      );
+      return;
+    }
+    const body = res.body;
+    if (body === null) return this.sendHead(res, K_EMPTY, status, false, false);
+    let reader;
+    try {
+      reader = body.getReader();
+    } catch (err) {
+      return this.sendError(err); // locked or already read
+    }
+    if (!this.sendHead(res, kind, status, true, false)) return reader.cancel().then(noop, noop);
+    this.pump(reader);
+  }
+
+  // Queues the RESPONSE frame; false (after sending ERROR) if the head cannot be encoded.
+  sendHead(res, kind, status, hasBody, bodyless) {
+    let buf;
+    try {
+      const headers = responseHeaders(res, kind, this.head && !this.staticRoute, bodyless);
+      buf = responseFrame(this.id, status, headers, hasBody);
+    } catch (err) {
+      this.sendError(err);
+      return false;
+    }
+    this.conn.writer.push(buf);
+    if (!hasBody) this.finish();
+    return true;
+  }
+
+  sendBytes(res, kind, bytes) {
+    if (this.done) return;
+    if (!this.sendHead(res, kind, res.status, bytes.length > 0, false) || bytes.length === 0) return;
+    this.out = bytes;
+    this.outOff = 0;
+    this.sendOut();
+  }
+
+  // Sends in-memory bytes as far as the window allows; credit() resumes it.
+  sendOut() {
+    const bytes = this.out;
+    let off = this.outOff;
+    while (off < bytes.length && this.window > 0) {
+      const n = Math.min(bytes.length - off, this.window, MAX_CHUNK);
+      this.data(bytes.subarray(off, off + n));
+      off += n;
+    }
+    this.outOff = off;
+    if (off === bytes.length) {
+      this.out = null;
+      this.end();
+    }
+  }
+
+  // Streams a body: read, split into ≤ 64 KiB DATA within the window, END.
+  async pump(reader) {
+    this.reader = reader;
+    try {
+      for (;;) {
+        const step = await reader.read();
+        if (this.done) return;
+        if (step.done) break;
+        const chunk = toBytes(step.value);
+        let off = 0;
+        while (off < chunk.length) {
+          if (this.window === 0) {
+            await new Promise((resolve) => (this.waiter = resolve));
+            if (this.done) return;
+            continue;
+          }
+          const n = Math.min(chunk.length - off, this.window, MAX_CHUNK);
+          this.data(chunk.subarray(off, off + n));
+          off += n;
+        }
+      }
+      this.end();
+    } catch (err) {
+      if (!this.done) {
+        this.sendError(err);
+        reader.cancel(err).then(noop, noop);
+      }
+    }
+  }
+
+  data(bytes) {
+    this.window -= bytes.length;
+    const w = this.conn.writer;
+    w.push(header(T.DATA, this.id, bytes.length));
+    w.push(bytes);
+  }
+
+  end() {
+    if (this.done) return;
+    this.conn.writer.push(frame(T.END, this.id));
+    this.finish();
+  }
+
+  sendError(err) {
+    if (this.done) return;
+    this.conn.writer.push(jsonFrame(T.ERROR, this.id, errorPayload(err)));
+    this.finish();
+  }
+
+  // The stream is over for us: forget it; a request body still open cannot get more data.
+  finish() {
+    this.done = true;
+    this.out = null;
+    this.conn.streams.delete(this.id);
+    if (this.body !== null && !this.body.ended) this.body.fail(new Error("the response has ended"));
+    if (this.waiter !== null) this.wake();
+  }
+
+  wake() {
+    const w = this.waiter;
+    this.waiter = null;
+    w();
+  }
+
+  // Releases a response that will not be sent (bodyless status, or already cancelled).
+  discard(res) {
+    if (!kindOf(res).mem && res.body !== null && !res.body.locked) res.body.cancel().then(noop, noop);
+  }
+}

@@ -1,0 +1,6 @@
+// Deliberately broken module.
+export default {
+  fetch(req) {
+    return new Response("never"
+  },
+};

@@ -1,0 +1,136 @@
+// Codec unit tests: round-trips, the shared vectors, malformed input, and the
+// frame reader's handling of frames split across chunks.
+import { describe, expect, test } from "bun:test";
+import vectors from "./vectors.json";
+import { decodeVector, encodeVector } from "./vector-codec.js";
+import {
+  FLAG_BODY,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  ProtocolError,
+  T,
+  creditFrame,
+  decodeFrame,
+  decodeRequestHead,
+  decodeResponseHead,
+  frame,
+  jsonFrame,
+  requestFrame,
+  responseFrame,
+} from "../src/protocol.js";
+import { FrameReader } from "../src/reader.js";
+
+describe("vectors.json", () => {
+  test("has at least 15 vectors covering every frame type", () => {
+    expect(vectors.length).toBeGreaterThanOrEqual(15);
+    const seen = new Set(vectors.map((v) => v.frame.type));
+    for (const name of Object.keys(T)) expect(seen.has(name)).toBe(true);
+  });
+
+  for (const v of vectors) {
+    test(`encodes and decodes: ${v.name}`, () => {
+      expect(encodeVector(v.frame).toString("hex")).toBe(v.hex);
+      expect(decodeVector(Buffer.from(v.hex, "hex"))).toEqual(v.frame);
+    });
+  }
+
+  test("a few vectors checked by hand against the spec", () => {
+    const byName = Object.fromEntries(vectors.map((v) => [v.name, v.hex]));
+    // length 10 = 5 + flags(1) + status(2) + count(2); type 0x11; stream 1; status 200
+    expect(byName["response 200 no headers no body"]).toBe("0a000000" + "11" + "01000000" + "00" + "c800" + "0000");
+    // CREDIT 65536 on stream 2
+    expect(byName["credit 64 KiB"]).toBe("09000000" + "14" + "02000000" + "00000100");
+    // PING echoes 8 bytes on stream 0
+    expect(byName["ping"]).toBe("0d000000" + "20" + "00000000" + "0102030405060708");
+    // the latin1 header value carries byte 0xe9 for "é"
+    expect(byName["request latin1 header and empty address"]).toContain("0400636166e9");
+  });
+});
+
+describe("heads", () => {
+  test("request head round-trips raw header bytes", () => {
+    const head = {
+      body: true,
+      method: "PATCH",
+      url: "http://h.test/a?b=c",
+      address: "10.0.0.1",
+      headers: [
+        ["x-bytes", "\u0000\u0080\u00ff"],
+        ["set-cookie", "a"],
+        ["set-cookie", "b"],
+      ],
+    };
+    const f = decodeFrame(requestFrame(9, head));
+    expect(f.type).toBe(T.REQUEST);
+    expect(f.stream).toBe(9);
+    expect(decodeRequestHead(f.payload)).toEqual(head);
+  });
+
+  test("response head round-trips", () => {
+    const f = decodeFrame(responseFrame(3, 418, [["a", "b"], ["c", ""]], true));
+    expect(f.payload[0]).toBe(FLAG_BODY);
+    expect(decodeResponseHead(f.payload)).toEqual({ body: true, status: 418, headers: [["a", "b"], ["c", ""]] });
+  });
+
+  test("truncated or padded heads are protocol errors", () => {
+    const payload = decodeFrame(requestFrame(1, { body: false, method: "GET", url: "http://x/", address: "", headers: [["a", "b"]] })).payload;
+    for (let n = 0; n < payload.length; n++) {
+      expect(() => decodeRequestHead(payload.subarray(0, n))).toThrow(ProtocolError);
+    }
+    expect(() => decodeRequestHead(Buffer.concat([payload, Buffer.from([0])]))).toThrow(ProtocolError);
+    expect(() => decodeResponseHead(Buffer.from([0, 200]))).toThrow(ProtocolError);
+  });
+
+  test("header values longer than u16 cannot be encoded", () => {
+    expect(() => responseFrame(1, 200, [["x", "a".repeat(70000)]], false)).toThrow(RangeError);
+  });
+
+  test("json, credit and empty frames", () => {
+    expect(decodeFrame(jsonFrame(T.ERROR, 5, { message: "é" })).payload.toString()).toBe('{"message":"é"}');
+    expect(decodeFrame(creditFrame(5, 123456)).payload.readUInt32LE(0)).toBe(123456);
+    expect(frame(T.END, 5).length).toBe(HEADER_SIZE);
+  });
+});
+
+describe("FrameReader", () => {
+  const stream = Buffer.concat([
+    jsonFrame(T.HELLO, 0, { protocol: 1 }),
+    frame(T.DATA, 1, Buffer.alloc(70000 - 65536 + 100, 7)),
+    frame(T.END, 1),
+    frame(T.PING, 0, Buffer.from("12345678")),
+    requestFrame(2, { body: false, method: "GET", url: "http://x/", address: "", headers: [] }),
+  ]);
+
+  function collect(chunks) {
+    const out = [];
+    const r = new FrameReader((type, id, payload) => out.push([type, id, Buffer.from(payload).toString("hex")]));
+    for (const c of chunks) r.feed(c);
+    return out;
+  }
+
+  const whole = collect([stream]);
+
+  test("parses whole frames in one chunk", () => {
+    expect(whole.map((f) => f[0])).toEqual([T.HELLO, T.DATA, T.END, T.PING, T.REQUEST]);
+  });
+
+  test("same frames when fed one byte at a time", () => {
+    const bytes = [];
+    for (let i = 0; i < stream.length; i++) bytes.push(stream.subarray(i, i + 1));
+    expect(collect(bytes)).toEqual(whole);
+  });
+
+  test("same frames for every two-way split", () => {
+    for (let cut = 1; cut < stream.length; cut += 7) {
+      expect(collect([stream.subarray(0, cut), stream.subarray(cut)])).toEqual(whole);
+    }
+  });
+
+  test("rejects bad lengths", () => {
+    const tooShort = Buffer.from("04000000100100000000", "hex");
+    expect(() => collect([tooShort])).toThrow(ProtocolError);
+    const tooLong = Buffer.alloc(9);
+    tooLong.writeUInt32LE(MAX_PAYLOAD + 6, 0);
+    expect(() => collect([tooLong])).toThrow(ProtocolError);
+  });
+});

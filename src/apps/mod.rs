@@ -1,0 +1,304 @@
+//! Apps on disk: discovery over the app dirs, version resolution and entrypoints.
+//!
+//! Layouts: flat `name@1.2.3/`, nested `name/1.2.3/`, a `latest` dir in either form
+//! (`name@latest/`, `name/latest/`), scoped names (`@scope/name@1.0.0/`,
+//! `@scope/name/1.0.0/`), and a plain `name/` dir holding the app itself, which is
+//! served as its only, unversioned release.
+
+mod entrypoint;
+mod version;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use semver::Version;
+use tokio::time::Instant;
+
+pub use entrypoint::{resolve as resolve_entrypoint, Entrypoint, EntrypointError};
+pub use version::{parse_version, NpmRange};
+
+/// How long a resolved route is trusted before the app dirs are read again.
+const RESOLUTION_TTL: Duration = Duration::from_secs(1);
+
+/// One release of an app: a directory with an entrypoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppRelease {
+    /// The app name, with its scope if it has one.
+    pub name: String,
+    /// The version dir name (`1.2.3`, `latest`), or `latest` for a plain app dir.
+    pub version: String,
+    /// The directory holding the release.
+    pub dir: PathBuf,
+}
+
+impl AppRelease {
+    /// `name@version`, as logs and metrics show it.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// Why no release answers a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// No app of that name in any app dir.
+    #[error("no app named {0:?}")]
+    UnknownApp(String),
+    /// The app exists but no version matches.
+    #[error("app {name:?} has no version matching {range:?}")]
+    NoMatch {
+        /// The app.
+        name: String,
+        /// The requested range.
+        range: String,
+    },
+    /// The range is not a valid npm range.
+    #[error("{0:?} is not a valid version range")]
+    BadRange(String),
+}
+
+/// Finds app releases in the app dirs and caches what it found for a second.
+pub struct AppCatalog {
+    app_dirs: Vec<PathBuf>,
+    /// Resolved (name, range) pairs and when they were resolved.
+    cache: RwLock<HashMap<(String, String), (Instant, Arc<AppRelease>)>>,
+}
+
+impl AppCatalog {
+    /// A catalog over the given app dirs, searched in order.
+    pub fn new(app_dirs: Vec<PathBuf>) -> Self {
+        AppCatalog {
+            app_dirs,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The app dirs searched.
+    pub fn app_dirs(&self) -> &[PathBuf] {
+        &self.app_dirs
+    }
+
+    /// The release that serves `name` for `range` (`None`: the default release).
+    pub fn resolve(&self, name: &str, range: Option<&str>) -> Result<Arc<AppRelease>, ResolveError> {
+        let key = (name.to_owned(), range.unwrap_or("").to_owned());
+        if let Ok(cache) = self.cache.read() {
+            if let Some((at, release)) = cache.get(&key) {
+                if at.elapsed() < RESOLUTION_TTL {
+                    return Ok(release.clone());
+                }
+            }
+        }
+        let release = Arc::new(self.resolve_uncached(name, range)?);
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), release.clone()));
+        }
+        Ok(release)
+    }
+
+    fn resolve_uncached(&self, name: &str, range: Option<&str>) -> Result<AppRelease, ResolveError> {
+        let releases = self.releases_of(name);
+        if releases.is_empty() {
+            return Err(ResolveError::UnknownApp(name.to_owned()));
+        }
+        let no_match = || ResolveError::NoMatch {
+            name: name.to_owned(),
+            range: range.unwrap_or("latest").to_owned(),
+        };
+        let latest = releases.iter().find(|release| release.version == "latest");
+        let highest = |filter: &dyn Fn(&Version) -> bool| {
+            releases
+                .iter()
+                .filter_map(|release| Some((parse_version(&release.version)?, release)))
+                .filter(|(version, _)| filter(version))
+                .max_by(|a, b| a.0.cmp(&b.0))
+                .map(|(_, release)| release.clone())
+        };
+        match range {
+            None | Some("") => latest
+                .cloned()
+                .or_else(|| highest(&|version| version.pre.is_empty()))
+                .or_else(|| highest(&|_| true))
+                .ok_or_else(no_match),
+            Some("latest") => latest.cloned().ok_or_else(no_match),
+            Some(text) => {
+                let npm_range =
+                    NpmRange::parse(text).ok_or_else(|| ResolveError::BadRange(text.to_owned()))?;
+                highest(&|version| npm_range.matches(version)).ok_or_else(no_match)
+            }
+        }
+    }
+
+    /// Every release of `name` in the app dirs; the first dir wins on duplicates.
+    pub fn releases_of(&self, name: &str) -> Vec<AppRelease> {
+        let mut releases: Vec<AppRelease> = Vec::new();
+        let mut push = |release: AppRelease| {
+            if !releases.iter().any(|known| known.version == release.version) {
+                releases.push(release);
+            }
+        };
+        for app_dir in &self.app_dirs {
+            let (parent, base) = match name.split_once('/') {
+                Some((scope, base)) => (app_dir.join(scope), base),
+                None => (app_dir.clone(), name),
+            };
+            if let Ok(entries) = std::fs::read_dir(&parent) {
+                let prefix = format!("{base}@");
+                for entry in entries.flatten() {
+                    let file_name = entry.file_name();
+                    let Some(file_name) = file_name.to_str() else {
+                        continue;
+                    };
+                    if let Some(version) = file_name.strip_prefix(&prefix) {
+                        if entry.path().is_dir() && !version.is_empty() {
+                            push(AppRelease {
+                                name: name.to_owned(),
+                                version: version.to_owned(),
+                                dir: entry.path(),
+                            });
+                        }
+                    }
+                }
+            }
+            let nested = parent.join(base);
+            if nested.is_dir() && valid_name(base) {
+                let versions = version_dirs(&nested);
+                if versions.is_empty() && looks_like_app(&nested) {
+                    push(AppRelease {
+                        name: name.to_owned(),
+                        version: "latest".to_owned(),
+                        dir: nested,
+                    });
+                } else {
+                    for (version, dir) in versions {
+                        push(AppRelease {
+                            name: name.to_owned(),
+                            version,
+                            dir,
+                        });
+                    }
+                }
+            }
+        }
+        releases
+    }
+
+    /// Names of every app found in the app dirs, sorted.
+    pub fn app_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for app_dir in &self.app_dirs {
+            collect_names(app_dir, None, &mut names);
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+fn collect_names(dir: &Path, scope: Option<&str>, names: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !entry.path().is_dir() || file_name.starts_with('.') {
+            continue;
+        }
+        if scope.is_none() && file_name.starts_with('@') && !file_name.contains('@') {
+            continue;
+        }
+        if scope.is_none() && file_name.starts_with('@') && !file_name[1..].contains('@') {
+            collect_names(&entry.path(), Some(&file_name), names);
+            continue;
+        }
+        let base = match file_name.rsplit_once('@') {
+            Some((base, _)) if !base.is_empty() => base.to_owned(),
+            _ => {
+                let path = entry.path();
+                if version_dirs(&path).is_empty() && !looks_like_app(&path) {
+                    continue;
+                }
+                file_name
+            }
+        };
+        names.push(match scope {
+            Some(scope) => format!("{scope}/{base}"),
+            None => base,
+        });
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains('@')
+}
+
+fn version_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            (name == "latest" || parse_version(&name).is_some()).then(|| (name, entry.path()))
+        })
+        .collect()
+}
+
+fn looks_like_app(dir: &Path) -> bool {
+    [
+        "worker.jsonc",
+        "worker.config.json",
+        "index.html",
+        "index.ts",
+        "index.js",
+        "index.mjs",
+    ]
+    .iter()
+    .any(|name| dir.join(name).is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(root: &Path, path: &str) {
+        let dir = root.join(path);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.ts"), "").unwrap();
+    }
+
+    #[test]
+    fn flat_nested_scoped_and_latest_layouts_resolve() {
+        let root = tempfile::tempdir().unwrap();
+        app(root.path(), "flat@1.0.0");
+        app(root.path(), "flat@1.4.2");
+        app(root.path(), "flat@2.0.0");
+        app(root.path(), "nested/1.0.0");
+        app(root.path(), "nested/latest");
+        app(root.path(), "@team/tool@0.3.0");
+        app(root.path(), "plain");
+        let catalog = AppCatalog::new(vec![root.path().to_path_buf()]);
+        let version = |name: &str, range: Option<&str>| catalog.resolve(name, range).map(|r| r.version.clone());
+        assert_eq!(version("flat", None).unwrap(), "2.0.0");
+        assert_eq!(version("flat", Some("1")).unwrap(), "1.4.2");
+        assert_eq!(version("flat", Some("1.0")).unwrap(), "1.0.0");
+        assert_eq!(version("nested", None).unwrap(), "latest");
+        assert_eq!(version("nested", Some("1")).unwrap(), "1.0.0");
+        assert_eq!(version("@team/tool", None).unwrap(), "0.3.0");
+        assert_eq!(version("plain", None).unwrap(), "latest");
+        assert!(matches!(version("flat", Some("3")), Err(ResolveError::NoMatch { .. })));
+        assert!(matches!(version("missing", None), Err(ResolveError::UnknownApp(_))));
+        assert_eq!(
+            catalog.app_names(),
+            vec!["@team/tool", "flat", "nested", "plain"]
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! Finding the `bun` executable: `--bun` / `BUNTIME_BUN`, then `PATH`, then the copy
+//! the project's setup installs from the npm package `bun` into `shim/node_modules`.
+
+use std::path::{Path, PathBuf};
+
+/// The Bun version this release is built and tested against.
+pub const PINNED_BUN_VERSION: &str = "1.4.5";
+
+/// No usable `bun` was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BunNotFound {
+    /// The configured path does not exist or is not executable.
+    #[error("bun not found at {0} (from --bun or BUNTIME_BUN)")]
+    Configured(PathBuf),
+    /// Nothing anywhere.
+    #[error("bun not found: install Bun {PINNED_BUN_VERSION} with `npm install --prefix shim` (or `scripts/install-bun`), put it on PATH, or pass --bun /path/to/bun")]
+    Missing,
+}
+
+/// Finds `bun`; `configured` is the value of `--bun` / `BUNTIME_BUN` if given.
+pub fn find_bun(configured: Option<&Path>) -> Result<PathBuf, BunNotFound> {
+    if let Some(path) = configured {
+        return if is_executable(path) {
+            Ok(path.to_path_buf())
+        } else {
+            Err(BunNotFound::Configured(path.to_path_buf()))
+        };
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("bun");
+            if is_executable(&candidate) {
+                return Ok(candidate);
+            }
+        }
+    }
+    local_installs()
+        .into_iter()
+        .find(|candidate| is_executable(candidate))
+        .ok_or(BunNotFound::Missing)
+}
+
+/// Where the project's setup puts Bun: beside the source tree the binary was built
+/// from, and beside the binary itself (for installed copies).
+fn local_installs() -> Vec<PathBuf> {
+    let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("shim/node_modules/.bin/bun")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("bun"));
+            candidates.push(dir.join("node_modules/.bin/bun"));
+        }
+    }
+    candidates
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}

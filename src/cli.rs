@@ -1,0 +1,90 @@
+//! The command line: `buntime-supervisor run` and its flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::parse_duration_text;
+
+/// Runs many Bun web apps on one host, each in its own `bun` process.
+#[derive(Debug, Parser)]
+#[command(name = "buntime-supervisor", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the apps found in the app dirs.
+    Run(RunArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// App dirs, separated by `:` like PATH.
+    #[arg(long, env = "RUNTIME_WORKER_DIRS", value_delimiter = ':', required = true)]
+    pub apps: Vec<PathBuf>,
+
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Most app releases with a live child at once (LRU beyond that).
+    #[arg(long, env = "RUNTIME_POOL_SIZE", default_value_t = 100)]
+    pub pool_size: usize,
+
+    /// The `bun` executable (default: PATH, then the project's local install).
+    #[arg(long, env = "BUNTIME_BUN")]
+    pub bun: Option<PathBuf>,
+
+    /// Log level or filter (`info`, `debug`, `buntime_supervisor=debug,child=warn`).
+    #[arg(long, env = "RUNTIME_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Longest wait from spawning a child to its READY (e.g. `10s`).
+    #[arg(long, env = "RUNTIME_STARTUP_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub startup_timeout: Duration,
+
+    /// Time allowed on SIGTERM/SIGINT to finish requests and end every child.
+    #[arg(long, env = "RUNTIME_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// Longest a retiring child may take to finish its requests in flight.
+    #[arg(long, env = "RUNTIME_DRAIN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub drain_timeout: Duration,
+
+    /// Longest a child may take to run `onTerminate` and exit after TERMINATE.
+    #[arg(long, env = "RUNTIME_TERMINATE_TIMEOUT", default_value = "11s", value_parser = duration)]
+    pub terminate_timeout: Duration,
+
+    /// Most ephemeral requests running at once (default: twice the CPU count).
+    #[arg(long, env = "RUNTIME_EPHEMERAL_CONCURRENCY")]
+    pub ephemeral_concurrency: Option<usize>,
+
+    /// Most ephemeral requests waiting for a slot before 503.
+    #[arg(long, env = "RUNTIME_EPHEMERAL_QUEUE", default_value_t = 100)]
+    pub ephemeral_queue: usize,
+
+    /// Extra variables children inherit (comma-separated names); sensitive-looking
+    /// names are still refused.
+    #[arg(long, env = "RUNTIME_PASS_ENV", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
+
+    /// Directory for the shim and the children's sockets (default: a fresh one
+    /// under `$XDG_RUNTIME_DIR` or `/tmp`).
+    #[arg(long, env = "RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration_text(text)
+}

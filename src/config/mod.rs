@@ -1,0 +1,54 @@
+//! Configuration: per-app worker configs and the units they are written in.
+
+mod units;
+mod worker;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use units::{parse_duration, parse_duration_text, parse_size, parse_size_text};
+pub use worker::WorkerConfig;
+
+/// A config file that cannot be used, naming the file, the key and the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}", file.display(), detail)]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// The key at fault, empty for the whole file.
+    pub key: String,
+    /// What is wrong, starting with `: `.
+    detail: String,
+}
+
+impl ConfigError {
+    /// A bad value for `key`.
+    pub fn new(file: &Path, key: &str, value: &Value, reason: &str) -> Self {
+        let shown = value.to_string();
+        let shown = if shown.chars().count() > 80 {
+            format!("{}…", shown.chars().take(80).collect::<String>())
+        } else {
+            shown
+        };
+        let detail = if key.is_empty() {
+            format!(": {reason}")
+        } else {
+            format!(": key \"{key}\": {shown} {reason}")
+        };
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.to_owned(),
+            detail,
+        }
+    }
+
+    /// A file that cannot be read or parsed at all.
+    pub fn unreadable(file: &Path, reason: &str) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: String::new(),
+            detail: format!(": {reason}"),
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! One multiplexed connection to a child: a reader task, a writer task, and the table
+//! of open streams between them.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame as BodyFrame, SizeHint};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
+use super::head::{decode_response, encode_request, ResponseHead};
+use super::ProtocolError;
+
+/// Credit is granted back to the child once this many body bytes were handed on.
+const CREDIT_BATCH: u32 = 64 * 1024;
+/// A child may never open a send window larger than this on one stream.
+const MAX_WINDOW: usize = 64 * 1024 * 1024;
+/// The writer stops collecting queued frames into one write past this size.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// A JSON failure report from the child (FATAL or ERROR frames).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct ChildFailure {
+    /// The error message.
+    #[serde(default)]
+    pub message: String,
+    /// The JavaScript stack, when there is one.
+    #[serde(default)]
+    pub stack: Option<String>,
+}
+
+/// Connection-level news for the task that owns the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// The handshake: protocol version checked, pid and Bun version reported.
+    Hello {
+        /// The child's pid as it sees itself.
+        pid: u32,
+        /// The Bun version the child runs.
+        bun: String,
+    },
+    /// The app is imported and serves requests; `exports` lists what it has.
+    Ready {
+        /// Names of the app's exports the shim found.
+        exports: Vec<String>,
+    },
+    /// The app could not start.
+    Fatal(ChildFailure),
+    /// Answer to a PING.
+    Pong([u8; 8]),
+    /// Memory figures, raw JSON.
+    Stats(serde_json::Value),
+    /// The connection is gone; `None` on a clean end of stream.
+    Closed(Option<ProtocolError>),
+}
+
+/// What a stream's consumer receives, in order.
+#[derive(Debug)]
+enum StreamEvent {
+    Head(ResponseHead),
+    Data(Bytes),
+    End,
+    Failed(ChildFailure),
+    Lost,
+}
+
+/// The first thing a stream answers: a head, or why there is none.
+#[derive(Debug)]
+pub enum ResponseStart {
+    /// The child answered with this head; the body follows in the handle.
+    Head(ResponseHead),
+    /// The handler threw or rejected.
+    Failed(ChildFailure),
+    /// The connection closed (child exit, crash or protocol error) first.
+    Lost,
+}
+
+struct Slot {
+    events: mpsc::UnboundedSender<StreamEvent>,
+    /// Bytes the supervisor may still send on this stream; CREDIT adds permits.
+    send_window: Arc<Semaphore>,
+    /// Bytes the child may still send on this stream before it must wait for credit.
+    receive_window: u32,
+}
+
+struct Table {
+    next_id: u32,
+    open: HashMap<u32, Slot>,
+    /// Set once the connection is gone; no stream may open after that.
+    closed: bool,
+}
+
+struct Shared {
+    /// Encoded frames for the writer task. Unbounded on purpose: every producer is
+    /// bounded already, bodies by their stream windows and heads by requests in flight.
+    outgoing: mpsc::UnboundedSender<Bytes>,
+    /// Open streams; held only for map updates, never across an await.
+    table: Mutex<Table>,
+}
+
+/// A handle to a child's connection; cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks on an accepted socket. Connection-level
+    /// frames and the connection's end are reported on `control`.
+    pub fn start(socket: UnixStream, control: mpsc::UnboundedSender<ControlEvent>) -> Self {
+        let (read_half, write_half) = socket.into_split();
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            outgoing,
+            table: Mutex::new(Table {
+                next_id: 1,
+                open: HashMap::new(),
+                closed: false,
+            }),
+        });
+        tokio::spawn(write_loop(write_half, outgoing_rx));
+        tokio::spawn(read_loop(read_half, shared.clone(), control));
+        Connection { shared }
+    }
+
+    /// Sends a connection-level frame (PING, IDLE, TERMINATE, STATS_REQUEST).
+    pub fn send_control(&self, kind: FrameType, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, kind, 0, payload);
+        let _ = self.shared.outgoing.send(out.freeze());
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.table).closed
+    }
+
+    /// Opens a stream by sending a request head. With `body`, the body is pumped to
+    /// the child in the background within the stream's window.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_stream<B>(
+        &self,
+        method: &str,
+        url: &str,
+        address: &str,
+        headers: &HeaderMap,
+        body: Option<B>,
+    ) -> Result<StreamHandle, ProtocolError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Send,
+    {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let send_window = Arc::new(Semaphore::new(INITIAL_WINDOW as usize));
+        let mut out = BytesMut::new();
+        let id = {
+            let mut table = lock(&self.shared.table);
+            let id = table.next_id;
+            encode_request(&mut out, id, body.is_some(), method, url, address, headers)?;
+            table.next_id = id.wrapping_add(1).max(1);
+            if table.closed {
+                let _ = events_tx.send(StreamEvent::Lost);
+            } else {
+                table.open.insert(
+                    id,
+                    Slot {
+                        events: events_tx,
+                        send_window: send_window.clone(),
+                        receive_window: INITIAL_WINDOW,
+                    },
+                );
+            }
+            id
+        };
+        let _ = self.shared.outgoing.send(out.freeze());
+        let pump = body.map(|body| {
+            tokio::spawn(pump_body(self.shared.clone(), id, body, send_window))
+        });
+        Ok(StreamHandle {
+            connection: self.clone(),
+            id,
+            events,
+            pump,
+            finished: false,
+            unacknowledged: 0,
+            pending: VecDeque::new(),
+        })
+    }
+
+    fn send_frame(&self, kind: FrameType, stream: u32, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, kind, stream, payload);
+        let _ = self.shared.outgoing.send(out.freeze());
+    }
+}
+
+/// One request in flight on a connection. Dropping it before the response ended
+/// cancels the request in the child.
+pub struct StreamHandle {
+    connection: Connection,
+    id: u32,
+    events: mpsc::UnboundedReceiver<StreamEvent>,
+    pump: Option<JoinHandle<()>>,
+    /// The child ended the stream (END, ERROR) or the connection is gone.
+    finished: bool,
+    /// Body bytes handed on since the last CREDIT.
+    unacknowledged: u32,
+    /// Events already taken off the channel by [`StreamHandle::take_complete_body`].
+    pending: VecDeque<StreamEvent>,
+}
+
+impl StreamHandle {
+    /// The stream id on its connection.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Waits for the response head.
+    pub async fn response(&mut self) -> ResponseStart {
+        match self.events.recv().await {
+            Some(StreamEvent::Head(head)) => {
+                if !head.has_body {
+                    self.finished = true;
+                }
+                ResponseStart::Head(head)
+            }
+            Some(StreamEvent::Failed(failure)) => {
+                self.finished = true;
+                ResponseStart::Failed(failure)
+            }
+            // A body before a head is refused by the reader; treat anything else as loss.
+            _ => {
+                self.finished = true;
+                ResponseStart::Lost
+            }
+        }
+    }
+
+    /// The whole body, if the child has already sent all of it (small responses
+    /// usually arrive with their head). Otherwise what arrived stays queued for
+    /// [`IpcBody`].
+    pub fn take_complete_body(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return Some(Bytes::new());
+        }
+        loop {
+            match self.events.try_recv() {
+                Ok(StreamEvent::End) => break,
+                Ok(event @ StreamEvent::Data(_)) => self.pending.push_back(event),
+                Ok(other) => {
+                    self.pending.push_back(other);
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+        self.finished = true;
+        let mut chunks = std::mem::take(&mut self.pending).into_iter().filter_map(|event| match event {
+            StreamEvent::Data(chunk) => Some(chunk),
+            _ => None,
+        });
+        let first = chunks.next().unwrap_or_default();
+        let rest: Vec<Bytes> = chunks.collect();
+        if rest.is_empty() {
+            return Some(first);
+        }
+        let mut whole = BytesMut::from(&first[..]);
+        for chunk in rest {
+            whole.extend_from_slice(&chunk);
+        }
+        Some(whole.freeze())
+    }
+
+    /// Turns the rest of the stream into an HTTP body; `keepalive` lives as long as
+    /// the body does (it holds the worker lease).
+    pub fn into_body(self, keepalive: Box<dyn Send + Sync>) -> IpcBody {
+        IpcBody {
+            stream: self,
+            _keepalive: keepalive,
+        }
+    }
+
+    fn grant(&mut self, len: u32) {
+        self.unacknowledged += len;
+        if self.unacknowledged < CREDIT_BATCH {
+            return;
+        }
+        let credit = std::mem::take(&mut self.unacknowledged);
+        {
+            let mut table = lock(&self.connection.shared.table);
+            match table.open.get_mut(&self.id) {
+                Some(slot) => slot.receive_window = slot.receive_window.saturating_add(credit),
+                None => return,
+            }
+        }
+        self.connection
+            .send_frame(FrameType::Credit, self.id, &credit.to_le_bytes());
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
+        if self.finished {
+            return;
+        }
+        let was_open = lock(&self.connection.shared.table)
+            .open
+            .remove(&self.id)
+            .is_some();
+        if was_open {
+            self.connection.send_frame(FrameType::Cancel, self.id, &[]);
+        }
+    }
+}
+
+/// An error in a response body streamed from a child.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The app's body failed after the head was sent.
+    #[error("app body failed: {0}")]
+    Failed(String),
+    /// The child went away mid-body.
+    #[error("child connection lost mid-body")]
+    Lost,
+}
+
+/// A response body streamed from a child, granting credit as the client takes it.
+pub struct IpcBody {
+    stream: StreamHandle,
+    /// Held for the life of the body; dropped when the response is done or abandoned.
+    _keepalive: Box<dyn Send + Sync>,
+}
+
+impl Body for IpcBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyFrame<Bytes>, BodyError>>> {
+        let stream = &mut self.stream;
+        if stream.finished && stream.pending.is_empty() {
+            return Poll::Ready(None);
+        }
+        let next = match stream.pending.pop_front() {
+            Some(event) => Poll::Ready(Some(event)),
+            None => stream.events.poll_recv(cx),
+        };
+        match next {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(StreamEvent::Data(chunk))) => {
+                stream.grant(chunk.len() as u32);
+                Poll::Ready(Some(Ok(BodyFrame::data(chunk))))
+            }
+            Poll::Ready(Some(StreamEvent::End)) => {
+                stream.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(StreamEvent::Failed(failure))) => {
+                stream.finished = true;
+                Poll::Ready(Some(Err(BodyError::Failed(failure.message))))
+            }
+            Poll::Ready(Some(StreamEvent::Head(_) | StreamEvent::Lost) | None) => {
+                stream.finished = true;
+                Poll::Ready(Some(Err(BodyError::Lost)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.stream.finished && self.stream.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+async fn pump_body<B>(shared: Arc<Shared>, id: u32, mut body: B, window: Arc<Semaphore>)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Send,
+{
+    let mut out = BytesMut::new();
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(mut data) = frame.into_data() else {
+                    continue;
+                };
+                while !data.is_empty() {
+                    let len = data.len().min(MAX_CHUNK);
+                    let Ok(permit) = window.acquire_many(len as u32).await else {
+                        return;
+                    };
+                    permit.forget();
+                    let chunk = data.split_to(len);
+                    encode_frame(&mut out, FrameType::Data, id, &chunk);
+                    if shared.outgoing.send(out.split().freeze()).is_err() {
+                        return;
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                // The client's upload broke off: the request cannot complete.
+                let still_open = lock(&shared.table).open.remove(&id);
+                if let Some(slot) = still_open {
+                    let _ = slot.events.send(StreamEvent::Lost);
+                    encode_frame(&mut out, FrameType::Cancel, id, &[]);
+                    let _ = shared.outgoing.send(out.split().freeze());
+                }
+                return;
+            }
+            None => {
+                encode_frame(&mut out, FrameType::End, id, &[]);
+                let _ = shared.outgoing.send(out.split().freeze());
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(mut socket: OwnedWriteHalf, mut outgoing: mpsc::UnboundedReceiver<Bytes>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    while let Some(first) = outgoing.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match outgoing.try_recv() {
+                Ok(next) => batch.extend_from_slice(&next),
+                Err(_) => break,
+            }
+        }
+        if socket.write_all(&batch).await.is_err() {
+            return;
+        }
+        if batch.capacity() > 4 * WRITE_BATCH {
+            batch = Vec::with_capacity(64 * 1024);
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+async fn read_loop(
+    mut socket: OwnedReadHalf,
+    shared: Arc<Shared>,
+    control: mpsc::UnboundedSender<ControlEvent>,
+) {
+    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    let outcome = loop {
+        match decode_frame(&mut buffer) {
+            Ok(Some(frame)) => {
+                if let Err(error) = dispatch(&shared, &control, frame) {
+                    break Some(error);
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => break Some(error),
+        }
+        if buffer.capacity() - buffer.len() < 4096 {
+            buffer.reserve(64 * 1024);
+        }
+        match socket.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => break None,
+            Ok(_) => {}
+        }
+    };
+    let streams = {
+        let mut table = lock(&shared.table);
+        table.closed = true;
+        std::mem::take(&mut table.open)
+    };
+    for (_, slot) in streams {
+        slot.send_window.close();
+        let _ = slot.events.send(StreamEvent::Lost);
+    }
+    let _ = control.send(ControlEvent::Closed(outcome));
+}
+
+fn dispatch(
+    shared: &Shared,
+    control: &mpsc::UnboundedSender<ControlEvent>,
+    frame: Frame,
+) -> Result<(), ProtocolError> {
+    let unexpected = || ProtocolError::Unexpected {
+        kind: frame.kind,
+        stream: frame.stream,
+    };
+    match frame.kind {
+        FrameType::Hello | FrameType::Ready | FrameType::Fatal | FrameType::Pong
+        | FrameType::Stats => {
+            if frame.stream != 0 {
+                return Err(unexpected());
+            }
+            let event = control_event(frame.kind, &frame.payload)?;
+            let _ = control.send(event);
+            Ok(())
+        }
+        FrameType::Response | FrameType::Data | FrameType::End | FrameType::Error
+        | FrameType::Credit => {
+            if frame.stream == 0 {
+                return Err(unexpected());
+            }
+            stream_frame(shared, frame)
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+fn stream_frame(shared: &Shared, frame: Frame) -> Result<(), ProtocolError> {
+    let id = frame.stream;
+    let mut table = lock(&shared.table);
+    let Some(slot) = table.open.get_mut(&id) else {
+        // Frames may cross a CANCEL; only ids never handed out are an error.
+        return if id < table.next_id {
+            Ok(())
+        } else {
+            Err(ProtocolError::UnknownStream(id))
+        };
+    };
+    match frame.kind {
+        FrameType::Response => {
+            let head = decode_response(frame.payload)?;
+            let ends = !head.has_body;
+            let _ = slot.events.send(StreamEvent::Head(head));
+            if ends {
+                table.open.remove(&id);
+            }
+        }
+        FrameType::Data => {
+            let len = frame.payload.len() as u32;
+            if len > slot.receive_window {
+                return Err(ProtocolError::WindowExceeded(id));
+            }
+            slot.receive_window -= len;
+            let _ = slot.events.send(StreamEvent::Data(frame.payload));
+        }
+        FrameType::End => {
+            let _ = slot.events.send(StreamEvent::End);
+            table.open.remove(&id);
+        }
+        FrameType::Error => {
+            let failure = parse_json::<ChildFailure>(FrameType::Error, &frame.payload)?;
+            let _ = slot.events.send(StreamEvent::Failed(failure));
+            table.open.remove(&id);
+        }
+        FrameType::Credit => {
+            let credit = <[u8; 4]>::try_from(&frame.payload[..])
+                .map(u32::from_le_bytes)
+                .map_err(|_| ProtocolError::TruncatedHead)? as usize;
+            if slot.send_window.available_permits() + credit > MAX_WINDOW {
+                return Err(ProtocolError::CreditOverflow(id));
+            }
+            slot.send_window.add_permits(credit);
+        }
+        kind => return Err(ProtocolError::Unexpected { kind, stream: id }),
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Hello {
+    protocol: u64,
+    #[serde(default)]
+    pid: u32,
+    #[serde(default)]
+    bun: String,
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    #[serde(default)]
+    exports: Vec<String>,
+}
+
+fn control_event(kind: FrameType, payload: &[u8]) -> Result<ControlEvent, ProtocolError> {
+    Ok(match kind {
+        FrameType::Hello => {
+            let hello: Hello = parse_json(kind, payload)?;
+            if hello.protocol != 1 {
+                return Err(ProtocolError::Version(hello.protocol));
+            }
+            ControlEvent::Hello {
+                pid: hello.pid,
+                bun: hello.bun,
+            }
+        }
+        FrameType::Ready => ControlEvent::Ready {
+            exports: parse_json::<Ready>(kind, payload)?.exports,
+        },
+        FrameType::Fatal => ControlEvent::Fatal(parse_json(kind, payload)?),
+        FrameType::Pong => ControlEvent::Pong(
+            <[u8; 8]>::try_from(payload).map_err(|_| ProtocolError::TruncatedHead)?,
+        ),
+        _ => ControlEvent::Stats(parse_json(kind, payload)?),
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    kind: FrameType,
+    payload: &[u8],
+) -> Result<T, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|error| ProtocolError::BadJson {
+        kind,
+        reason: error.to_string(),
+    })
+}
+
+/// Locks the table; a panic elsewhere while holding it cannot corrupt a plain map,
+/// so a poisoned lock is used as is.
+fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
+    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

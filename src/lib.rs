@@ -1,0 +1,29 @@
+//! buntime-supervisor runs many Bun web apps on one host, serverless-style: each app
+//! instance is its own `bun` process, started on demand, spoken to over framed
+//! Unix-socket IPC, and retired by idle, TTL and max-request rules.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line and its flags.
+//! - [`run`]: turning flags into a running supervisor, and shutting it down.
+//! - [`config`]: per-app `worker.jsonc` and the duration and size units.
+//! - [`apps`]: finding app releases in the app dirs, npm-style version ranges, entrypoints.
+//! - [`ipc`]: the wire protocol (documented there) and the multiplexed connection.
+//! - [`pool`]: spawning children, their lifecycle, the LRU and ephemeral limits.
+//! - [`server`]: the axum front door, request forwarding, the internal API, errors.
+//! - [`bun`]: finding the `bun` executable.
+//! - [`shim`]: the embedded JavaScript shim every child runs.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod apps;
+pub mod bun;
+pub mod cli;
+pub mod config;
+pub mod ipc;
+pub mod pool;
+pub mod run;
+pub mod server;
+pub mod shim;

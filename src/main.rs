@@ -1,0 +1,33 @@
+//! The `buntime-supervisor` binary.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use buntime_supervisor::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let Command::Run(args) = cli.command;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|filter| EnvFilter::try_new(filter).ok())
+        .or_else(|| EnvFilter::try_new(&args.log_level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("buntime-supervisor: cannot start the async runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(buntime_supervisor::run::run(args)) {
+        tracing::error!("{error}");
+        eprintln!("buntime-supervisor: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

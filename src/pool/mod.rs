@@ -1,0 +1,395 @@
+//! Children and their lifecycle.
+//!
+//! # Theory of operation
+//!
+//! Each live child is a [`Worker`]: a shared handle that requests lease, plus one task
+//! ([`worker::own_child`]) that owns the OS process. Requests never talk to that task:
+//! a lease is a short, lock-protected update of the handle's counters, and the request
+//! then speaks to the child over its multiplexed IPC [`Connection`](crate::ipc::Connection).
+//! The owner task wakes on timers (idle, TTL), on the last lease ending, on health
+//! probes and on the process exiting, and it alone retires and reaps the child:
+//! stop routing → drain in-flight requests (bounded) → TERMINATE (`onTerminate`) →
+//! SIGTERM → SIGKILL to the process group → reap.
+//!
+//! The pool keeps one slot per app release in an LRU bounded by the pool size; a
+//! slot holds the release's current child. The first request for a release starts a
+//! child while later ones wait on the slot's start lock, so a burst starts one child.
+//! A child that refuses leases (retiring after `maxRequests`, TTL, or a crash) is
+//! replaced by the next request. Evicting a slot retires its child.
+//!
+//! Ephemeral apps get a fresh child per request and no slot. A semaphore bounds how
+//! many run at once; a bounded count of waiters queue behind it and the rest are
+//! refused with 503.
+//!
+//! States: `Creating` (in [`start::Launcher::start`]) → `Ready` → `Active` ⇄ `Idle` →
+//! `Retiring` → `Terminated`.
+
+mod env;
+mod output;
+#[allow(unsafe_code)]
+mod spawn;
+mod start;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lru::LruCache;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use env::InheritedEnv;
+pub use start::Launcher;
+pub use worker::{ExitReason, Lease, RetireTimings, Worker, WorkerSnapshot, WorkerState};
+
+use crate::apps::{resolve_entrypoint, AppRelease, Entrypoint, EntrypointError};
+use crate::config::{ConfigError, WorkerConfig};
+
+/// A child could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StartError {
+    /// `bun` could not be run, or the socket not created.
+    #[error("{app}: cannot start a child: {detail}")]
+    Spawn {
+        /// The app.
+        app: String,
+        /// Why.
+        detail: String,
+    },
+    /// The child exited, reported FATAL or broke the protocol before READY.
+    #[error("{app}: child failed to start: {detail}")]
+    Failed {
+        /// The app.
+        app: String,
+        /// Why.
+        detail: String,
+    },
+    /// No READY within the start-up timeout.
+    #[error("{app}: child sent no READY within {after:?}")]
+    Timeout {
+        /// The app.
+        app: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// `bun install` failed.
+    #[error("{app}: bun install failed: {detail}")]
+    Install {
+        /// The app.
+        app: String,
+        /// Its output's tail.
+        detail: String,
+    },
+}
+
+/// Why the pool could not lease a child.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// The app's config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The app has no usable entrypoint.
+    #[error(transparent)]
+    Entrypoint(#[from] EntrypointError),
+    /// The app is a static site; it has no child.
+    #[error("app is static")]
+    Static(PathBuf),
+    /// Starting a child failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Too many ephemeral requests are already waiting.
+    #[error("ephemeral queue is full ({0} waiting)")]
+    QueueFull(usize),
+    /// The supervisor is shutting down.
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+}
+
+/// Sizes and limits of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most app releases with a live child at once.
+    pub pool_size: usize,
+    /// Most ephemeral requests running at once.
+    pub ephemeral_concurrency: usize,
+    /// Most ephemeral requests waiting for a slot.
+    pub ephemeral_queue: usize,
+    /// Retire timings.
+    pub timings: RetireTimings,
+}
+
+/// Pool-wide counters for the internal API.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Requests that found a live child.
+    pub hits: AtomicU64,
+    /// Requests that had to start one.
+    pub misses: AtomicU64,
+    /// Slots evicted from the LRU.
+    pub evictions: AtomicU64,
+    /// Children that reached READY.
+    pub created: AtomicU64,
+    /// Children that failed to start.
+    pub failed: AtomicU64,
+    /// Children that ended.
+    pub retired: AtomicU64,
+}
+
+/// One app release's place in the LRU.
+#[derive(Default)]
+struct Slot {
+    /// The child new requests go to.
+    current: Mutex<Option<Arc<Worker>>>,
+    /// Held while a child starts, so concurrent requests start only one.
+    start_lock: tokio::sync::Mutex<()>,
+}
+
+/// The set of live children and the rules for starting and ending them.
+pub struct Pool {
+    launcher: Launcher,
+    settings: PoolSettings,
+    /// Slots by release dir, least recently used first out.
+    slots: Mutex<LruCache<PathBuf, Arc<Slot>>>,
+    /// Every child with an owner task still running.
+    live: Mutex<HashMap<u64, Arc<Worker>>>,
+    next_id: AtomicU64,
+    /// Bounds ephemeral requests running at once.
+    ephemeral_slots: Arc<Semaphore>,
+    /// Ephemeral requests waiting for a slot.
+    ephemeral_waiting: AtomicUsize,
+    /// Release dirs whose dependencies were installed.
+    installed: tokio::sync::Mutex<HashSet<PathBuf>>,
+    /// Tracks owner tasks so shutdown can wait for every child to end.
+    owners: TaskTracker,
+    /// Fired once at shutdown; owners retire their children.
+    shutdown: CancellationToken,
+    /// Counters for the internal API.
+    pub counters: PoolCounters,
+    started: Instant,
+}
+
+impl Pool {
+    /// A pool that starts children with `launcher`.
+    pub fn new(launcher: Launcher, settings: PoolSettings) -> Arc<Self> {
+        let capacity = NonZeroUsize::new(settings.pool_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Arc::new(Pool {
+            ephemeral_slots: Arc::new(Semaphore::new(settings.ephemeral_concurrency.max(1))),
+            launcher,
+            settings,
+            slots: Mutex::new(LruCache::new(capacity)),
+            live: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            ephemeral_waiting: AtomicUsize::new(0),
+            installed: tokio::sync::Mutex::new(HashSet::new()),
+            owners: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            counters: PoolCounters::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Leases a child of `release`, starting one if needed.
+    pub async fn lease(self: &Arc<Self>, release: &Arc<AppRelease>) -> Result<Lease, PoolError> {
+        if self.shutdown.is_cancelled() {
+            return Err(PoolError::ShuttingDown);
+        }
+        let slot = lock(&self.slots).get(&release.dir).cloned();
+        if let Some(slot) = &slot {
+            if let Some(lease) = current_lease(slot) {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(lease);
+            }
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let config = Arc::new(WorkerConfig::load(&release.dir)?);
+        let entrypoint = match resolve_entrypoint(&release.dir, config.entrypoint.as_deref())? {
+            Entrypoint::Module(path) => path,
+            Entrypoint::Static(path) => return Err(PoolError::Static(path)),
+        };
+        if config.ephemeral {
+            return self.lease_ephemeral(release, config, &entrypoint).await;
+        }
+        let slot = match slot {
+            Some(slot) => slot,
+            None => self.insert_slot(&release.dir),
+        };
+        let _starting = slot.start_lock.lock().await;
+        if let Some(lease) = current_lease(&slot) {
+            return Ok(lease);
+        }
+        let worker = self.start_worker(release, config, &entrypoint).await?;
+        let lease = worker.try_lease(None);
+        *lock(&slot.current) = Some(worker);
+        lease.ok_or(PoolError::ShuttingDown)
+    }
+
+    async fn lease_ephemeral(
+        self: &Arc<Self>,
+        release: &Arc<AppRelease>,
+        config: Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) -> Result<Lease, PoolError> {
+        let permit = match self.ephemeral_slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let waiting = self.ephemeral_waiting.fetch_add(1, Ordering::AcqRel);
+                let _waiter = WaitGuard(&self.ephemeral_waiting);
+                if waiting >= self.settings.ephemeral_queue {
+                    return Err(PoolError::QueueFull(waiting));
+                }
+                self.ephemeral_slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| PoolError::ShuttingDown)?
+            }
+        };
+        let worker = self.start_worker(release, config, entrypoint).await?;
+        worker.try_lease(Some(permit)).ok_or(PoolError::ShuttingDown)
+    }
+
+    fn insert_slot(&self, dir: &PathBuf) -> Arc<Slot> {
+        let mut slots = lock(&self.slots);
+        if let Some(slot) = slots.get(dir) {
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot::default());
+        if let Some((evicted_dir, evicted)) = slots.push(dir.clone(), slot.clone()) {
+            if &evicted_dir != dir {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                if let Some(worker) = lock(&evicted.current).take() {
+                    tracing::debug!(app = %worker.label, pid = worker.pid, "evicting least recently used app");
+                    worker.retire(ExitReason::Evicted);
+                }
+            }
+        }
+        slot
+    }
+
+    async fn start_worker(
+        self: &Arc<Self>,
+        release: &Arc<AppRelease>,
+        config: Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) -> Result<Arc<Worker>, PoolError> {
+        if config.auto_install {
+            let mut installed = self.installed.lock().await;
+            if !installed.contains(&release.dir) {
+                if let Err(error) = self.launcher.install_dependencies(release).await {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, "dependency install failed");
+                    return Err(error.into());
+                }
+                installed.insert(release.dir.clone());
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let started = match self.launcher.start(id, release, &config, entrypoint).await {
+            Ok(started) => started,
+            Err(error) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(error.into());
+            }
+        };
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(app = %release.label(), pid = started.pid, bun = %started.bun_version,
+            startup_ms = started.startup.as_secs_f64() * 1000.0, "child ready");
+        let worker = Arc::new(Worker::new(
+            id,
+            release.clone(),
+            config,
+            started.pid,
+            started.bun_version,
+            started.connection,
+        ));
+        lock(&self.live).insert(id, worker.clone());
+        let pool = self.clone();
+        let owned = worker.clone();
+        self.owners.spawn(async move {
+            let reason = worker::own_child(
+                owned.clone(),
+                started.child,
+                started.control,
+                pool.shutdown.clone(),
+                pool.settings.timings,
+            )
+            .await;
+            lock(&pool.live).remove(&owned.id);
+            pool.counters.retired.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(app = %owned.label, pid = owned.pid, reason = reason.as_str(), "child ended");
+        });
+        Ok(worker)
+    }
+
+    /// Snapshots of every live child, oldest first.
+    pub fn workers(&self) -> Vec<WorkerSnapshot> {
+        let mut snapshots: Vec<WorkerSnapshot> =
+            lock(&self.live).values().map(|worker| worker.snapshot()).collect();
+        snapshots.sort_by_key(|snapshot| snapshot.id);
+        snapshots
+    }
+
+    /// Live children handles.
+    pub fn live_workers(&self) -> Vec<Arc<Worker>> {
+        lock(&self.live).values().cloned().collect()
+    }
+
+    /// Ephemeral requests waiting for a slot.
+    pub fn ephemeral_waiting(&self) -> usize {
+        self.ephemeral_waiting.load(Ordering::Relaxed)
+    }
+
+    /// Ephemeral requests running.
+    pub fn ephemeral_running(&self) -> usize {
+        self.settings.ephemeral_concurrency.max(1) - self.ephemeral_slots.available_permits()
+    }
+
+    /// Time since the pool was made.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The configured pool size.
+    pub fn pool_size(&self) -> usize {
+        self.settings.pool_size
+    }
+
+    /// Retires every child and waits until all have exited, or `grace` passes (then
+    /// the remaining ones are killed).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        self.ephemeral_slots.close();
+        self.owners.close();
+        if tokio::time::timeout(grace, self.owners.wait()).await.is_err() {
+            let remaining = self.live_workers();
+            tracing::warn!(children = remaining.len(), "children still running after the grace period; killing them");
+            for worker in remaining {
+                spawn::signal_group(worker.pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.owners.wait()).await;
+        }
+    }
+}
+
+fn current_lease(slot: &Slot) -> Option<Lease> {
+    lock(&slot.current).as_ref()?.try_lease(None)
+}
+
+struct WaitGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

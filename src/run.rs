@@ -1,0 +1,143 @@
+//! `buntime-supervisor run`: check the settings, start the front door, and shut down
+//! cleanly on SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::apps::AppCatalog;
+use crate::bun::{find_bun, BunNotFound};
+use crate::cli::RunArgs;
+use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
+use crate::server::{serve, AppState};
+
+/// Why the supervisor could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An app dir does not exist.
+    #[error("app dir {0} does not exist or is not a directory (from --apps / RUNTIME_WORKER_DIRS)")]
+    MissingAppDir(PathBuf),
+    /// No `bun`.
+    #[error(transparent)]
+    Bun(#[from] BunNotFound),
+    /// The runtime dir or shim could not be written.
+    #[error("cannot prepare the runtime dir {path}: {source}")]
+    RuntimeDir {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listen address is taken or invalid.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+impl RunError {
+    /// The process exit code: 2 for bad settings, 1 for failures while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::MissingAppDir(_) | RunError::Bun(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the supervisor until a shutdown signal, then drains and returns.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    for dir in &args.apps {
+        if !dir.is_dir() {
+            return Err(RunError::MissingAppDir(dir.clone()));
+        }
+    }
+    let bun = find_bun(args.bun.as_deref())?;
+    let runtime_dir = args.runtime_dir.clone().unwrap_or_else(default_runtime_dir);
+    let prepare = |source| RunError::RuntimeDir {
+        path: runtime_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&runtime_dir).map_err(prepare)?;
+    let shim_entry = crate::shim::install(&runtime_dir).map_err(prepare)?;
+
+    let (inherited_env, dropped) = InheritedEnv::from_env(std::env::vars(), &args.pass_env);
+    if !dropped.is_empty() {
+        tracing::warn!(variables = %dropped.join(", "),
+            "not passing these variables to children: their names look like secrets");
+    }
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let pool = Pool::new(
+        Launcher {
+            bun: bun.clone(),
+            shim_entry,
+            runtime_dir: runtime_dir.clone(),
+            startup_timeout: args.startup_timeout,
+            inherited_env,
+        },
+        PoolSettings {
+            pool_size: args.pool_size.max(1),
+            ephemeral_concurrency: args.ephemeral_concurrency.unwrap_or(cpus * 2).max(1),
+            ephemeral_queue: args.ephemeral_queue,
+            timings: RetireTimings {
+                drain: args.drain_timeout,
+                terminate: args.terminate_timeout,
+            },
+        },
+    );
+
+    let address = format!("{}:{}", args.host, args.port);
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|source| RunError::Listen {
+            address: address.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(RunError::Serve)?;
+    let catalog = AppCatalog::new(args.apps.clone());
+    let names = catalog.app_names();
+    tracing::info!(
+        "listening on http://{local} with {} apps: {} (bun {})",
+        names.len(),
+        names.join(", "),
+        bun.display()
+    );
+    let state = Arc::new(AppState::new(catalog, pool, local.to_string()));
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let result = serve(listener, state, stop, args.shutdown_grace).await;
+    if args.runtime_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&runtime_dir);
+    }
+    tracing::info!("stopped");
+    result.map_err(RunError::Serve)
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the supervisor with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    stop.cancel();
+}
+
+fn default_runtime_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("buntime-supervisor-{}", std::process::id()))
+}

@@ -1,0 +1,292 @@
+//! Requests for apps: find the release, lease a child, and stream the exchange over
+//! its IPC connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_body::Body as _;
+use tokio::time::Instant;
+
+use super::errors::RequestError;
+use super::AppState;
+use crate::ipc::ResponseStart;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_BASE: HeaderName = HeaderName::from_static("x-base");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Response headers that describe one hop's connection, not the message.
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
+
+/// The app part of a request path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AppPath<'a> {
+    /// The app name, `@scope/name` for scoped apps.
+    pub name: String,
+    /// The version range after `@`, if any.
+    pub range: Option<String>,
+    /// The prefix the client used (`/name@range`), as the app's base.
+    pub base: &'a str,
+    /// The rest of the path, starting with `/`.
+    pub rest: &'a str,
+}
+
+/// Splits `/name[@range]/rest` (or `/@scope/name[@range]/rest`).
+pub fn split_app_path(path: &str) -> Option<AppPath<'_>> {
+    let trimmed = path.strip_prefix('/')?;
+    let mut segment_end = trimmed.find('/').unwrap_or(trimmed.len());
+    if trimmed.starts_with('@') {
+        let after_scope = &trimmed[segment_end..];
+        let next = after_scope.get(1..)?.find('/').map(|at| at + 1).unwrap_or(after_scope.len());
+        segment_end += next;
+    }
+    let segment = percent_decode(&trimmed[..segment_end])?;
+    let (name, range) = match segment.strip_prefix('@') {
+        Some(scoped) => match scoped.split_once('@') {
+            Some((name, range)) => (format!("@{name}"), Some(range.to_owned())),
+            None => (segment.clone(), None),
+        },
+        None => match segment.split_once('@') {
+            Some((name, range)) => (name.to_owned(), Some(range.to_owned())),
+            None => (segment.clone(), None),
+        },
+    };
+    if name.is_empty() || name.starts_with('.') || name.contains("..") || name == "@" {
+        return None;
+    }
+    let rest = &trimmed[segment_end..];
+    Some(AppPath {
+        name,
+        range: range.filter(|range| !range.is_empty()),
+        base: &path[..segment_end + 1],
+        rest: if rest.is_empty() { "/" } else { rest },
+    })
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Makes request ids: a per-process random prefix and a counter.
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    /// A generator with a prefix that differs between runs.
+    pub fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
+            .unwrap_or(0)
+            ^ std::process::id().rotate_left(16);
+        RequestIds {
+            prefix: seed,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// The client's id if it sent a sane one, else a new one.
+    pub fn pick(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(value) = headers.get(&X_REQUEST_ID) {
+            let bytes = value.as_bytes();
+            if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
+                return value.clone();
+            }
+        }
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let text = format!("{:08x}-{:012x}", self.prefix, number);
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves one request for an app.
+pub async fn forward(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let request_id = state.request_ids.pick(request.headers());
+    match forward_inner(&state, client, request, &request_id).await {
+        Ok(mut response) => {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+            response
+        }
+        Err(error) => error.into_response_with_id(&request_id),
+    }
+}
+
+async fn forward_inner(
+    state: &AppState,
+    client: SocketAddr,
+    request: Request,
+    request_id: &HeaderValue,
+) -> Result<Response, RequestError> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let app_path = split_app_path(path)
+        .ok_or_else(|| RequestError::new(StatusCode::NOT_FOUND, "APP_NOT_FOUND", "no app in the request path"))?;
+    let release = state.catalog.resolve(&app_path.name, app_path.range.as_deref())?;
+    let lease = state.pool.lease(&release).await?;
+    let worker = lease.worker().clone();
+
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or(&state.listen_host)
+        .to_owned();
+    let mut url = String::with_capacity(16 + host.len() + path.len());
+    url.push_str("http://");
+    url.push_str(&host);
+    url.push_str(app_path.rest);
+    if let Some(query) = parts.uri.query() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let base = HeaderValue::from_str(app_path.base).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    let headers = &mut parts.headers;
+    headers.insert(X_BASE.clone(), base);
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    let client_ip = client.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {client_ip}"),
+        None => client_ip.clone(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Ok(value) = HeaderValue::from_str(&host) {
+        headers.insert(X_FORWARDED_HOST.clone(), value);
+    }
+
+    let has_body = !(body.is_end_stream() || body.size_hint().exact() == Some(0));
+    let mut stream = worker
+        .connection()
+        .open_stream(
+            parts.method.as_str(),
+            &url,
+            &client_ip,
+            &parts.headers,
+            has_body.then_some(body),
+        )
+        .map_err(|error| {
+            RequestError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HEAD_TOO_LARGE", error.to_string())
+        })?;
+
+    let started = Instant::now();
+    let timeout = worker.config.timeout;
+    let start = match tokio::time::timeout(timeout, stream.response()).await {
+        Ok(start) => start,
+        Err(_) => {
+            worker.record_error();
+            worker.check_health();
+            tracing::warn!(app = %worker.label, pid = worker.pid, request_id = ?request_id,
+                timeout = ?timeout, "request timed out waiting for the app");
+            return Err(RequestError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "WORKER_TIMEOUT",
+                format!("{} did not answer within {timeout:?}", worker.label),
+            ));
+        }
+    };
+    worker.record_response(started.elapsed());
+    let head = match start {
+        ResponseStart::Head(head) => head,
+        ResponseStart::Failed(failure) => {
+            worker.record_error();
+            tracing::warn!(app = %worker.label, pid = worker.pid, request_id = ?request_id,
+                message = %failure.message, stack = failure.stack.as_deref().unwrap_or(""),
+                "app handler failed");
+            return Err(RequestError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "APP_ERROR",
+                format!("{} failed to handle the request: {}", worker.label, failure.message),
+            ));
+        }
+        ResponseStart::Lost => {
+            worker.record_error();
+            return Err(RequestError::new(
+                StatusCode::BAD_GATEWAY,
+                "WORKER_CRASHED",
+                format!("{} (pid {}) exited before answering", worker.label, worker.pid),
+            ));
+        }
+    };
+    let (status, mut response_headers) = head.into_http().map_err(|error| {
+        worker.record_error();
+        tracing::warn!(app = %worker.label, pid = worker.pid, request_id = ?request_id, %error,
+            "child sent a response head that cannot be passed on");
+        RequestError::new(StatusCode::BAD_GATEWAY, "BAD_RESPONSE_HEAD", format!("{}: {error}", worker.label))
+    })?;
+    for name in HOP_BY_HOP {
+        response_headers.remove(*name);
+    }
+    if let Some(connection) = response_headers.remove(CONNECTION) {
+        drop(connection);
+    }
+    response_headers.remove(TRANSFER_ENCODING);
+    let body = match stream.take_complete_body() {
+        Some(bytes) => {
+            drop(lease);
+            Body::from(bytes)
+        }
+        None => Body::new(stream.into_body(Box::new(lease))),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = response_headers;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_paths_split_into_name_range_base_and_rest() {
+        let path = split_app_path("/hello-api@1/users").unwrap();
+        assert_eq!((path.name.as_str(), path.range.as_deref()), ("hello-api", Some("1")));
+        assert_eq!((path.base, path.rest), ("/hello-api@1", "/users"));
+        let path = split_app_path("/hello").unwrap();
+        assert_eq!((path.base, path.rest, path.range), ("/hello", "/", None));
+        let path = split_app_path("/@team/tool@%5E1.0.0/x/y").unwrap();
+        assert_eq!(path.name, "@team/tool");
+        assert_eq!(path.range.as_deref(), Some("^1.0.0"));
+        assert_eq!(path.rest, "/x/y");
+        assert_eq!(split_app_path("/"), None);
+        assert_eq!(split_app_path("/..%2f/x"), None);
+    }
+}

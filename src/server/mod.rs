@@ -1,0 +1,99 @@
+//! The HTTP front door: routes, the internal API, and graceful shutdown.
+
+mod errors;
+mod forward;
+mod internal;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use errors::RequestError;
+pub use forward::{split_app_path, AppPath, RequestIds};
+
+use crate::apps::AppCatalog;
+use crate::pool::Pool;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The app dirs and version resolution.
+    pub catalog: AppCatalog,
+    /// The children.
+    pub pool: Arc<Pool>,
+    /// Request id generator.
+    pub request_ids: RequestIds,
+    /// `host:port` used in app URLs when a request has no `Host` header.
+    pub listen_host: String,
+    /// False once draining starts; readiness follows it.
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Shared state for the handlers.
+    pub fn new(catalog: AppCatalog, pool: Arc<Pool>, listen_host: String) -> Self {
+        AppState {
+            catalog,
+            pool,
+            request_ids: RequestIds::new(),
+            listen_host,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the supervisor takes traffic.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// The router: internal API under `/_/`, everything else to apps.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_/health", get(internal::health))
+        .route("/_/health/live", get(internal::live))
+        .route("/_/health/ready", get(internal::ready))
+        .route("/_/metrics", get(internal::metrics))
+        .route("/_/stats", get(internal::stats))
+        .route("/_/apps", get(internal::apps))
+        .fallback(forward::forward)
+        .with_state(state)
+}
+
+/// Serves until `stop` fires, then stops accepting, lets in-flight requests finish
+/// within `grace`, and retires every child.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let draining = CancellationToken::new();
+    let server = {
+        let draining = draining.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { draining.cancelled().await })
+                .await
+        })
+    };
+    stop.cancelled().await;
+    let deadline = tokio::time::Instant::now() + grace;
+    state.ready.store(false, Ordering::Relaxed);
+    tracing::info!(grace = ?grace, "draining: no new connections; waiting for requests in flight");
+    draining.cancel();
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join_error)) => tracing::error!(%join_error, "server task failed"),
+        Err(_) => tracing::warn!("requests still in flight at the end of the grace period; closing them"),
+    }
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    state.pool.shutdown(remaining.max(Duration::from_secs(1))).await;
+    Ok(())
+}
