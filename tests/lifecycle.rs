@@ -198,7 +198,7 @@ async fn a_failing_auto_install_is_a_502_naming_the_app() {
     let apps = Apps::with(&["auto-install@1.0.0"]);
     std::fs::write(
         apps.path().join("auto-install@1.0.0/package.json"),
-        r#"{"name":"x","private":true,"dependencies":{"left-pad":"1.3.0"}}"#,
+        r#"{"name":"x","private":true,"dependencies":{"missing-local":"file:./does-not-exist"}}"#,
     )
     .unwrap();
     let supervisor = Supervisor::start(&apps, &[]);
@@ -216,4 +216,17 @@ async fn a_bad_worker_config_answers_500_naming_file_key_and_value() {
     assert!(body.contains("worker.jsonc") && body.contains("APP_CONFIG_INVALID"), "{body}");
     assert!(body.contains("timeout") || body.contains("bogusKey"), "{body}");
     assert_eq!(supervisor.get("/hello/").await.0, 200, "other apps are unaffected");
+}
+
+#[tokio::test]
+async fn a_child_that_breaks_the_protocol_is_killed_and_replaced() {
+    let apps = Apps::with(&["protocol-breaker@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let pid = supervisor.pid("protocol-breaker").await;
+    let (status, body) = supervisor.get("/protocol-breaker/break").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await, "the child is killed");
+    let pid_text = pid.to_string();
+    assert!(supervisor.logged(&["protocol error from child", "protocol-breaker@1.0.0", &pid_text, "unknown frame type 0x7f"]));
+    assert_ne!(supervisor.pid("protocol-breaker").await, pid);
 }

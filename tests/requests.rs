@@ -202,6 +202,15 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     let mut stream = download.bytes_stream();
     let mut received = 0usize;
     let mut intact = true;
+    // A reader that stalls: the app must be held back, not buffered in the supervisor.
+    let first = stream.next().await.unwrap().unwrap();
+    for (offset, byte) in first.iter().enumerate() {
+        intact &= *byte as usize == offset % 251;
+    }
+    received += first.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let while_stalled = rss_bytes(supervisor.pid_of_supervisor());
+    assert!(while_stalled < before + limit_bytes(), "a stalled reader grew RSS from {before} to {while_stalled}");
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
         for (offset, byte) in chunk.iter().enumerate() {
@@ -212,9 +221,43 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     assert_eq!(received, SIZE);
     assert!(intact, "download bytes follow the app's pattern");
     let after_download = rss_bytes(supervisor.pid_of_supervisor());
-    let limit = 10 * 1024 * 1024;
+    let limit = limit_bytes();
     assert!(after_upload < before + limit, "upload grew RSS from {before} to {after_upload}");
     assert!(after_download < before + limit, "download grew RSS from {before} to {after_download}");
+}
+
+fn limit_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+#[tokio::test]
+async fn an_upload_the_app_does_not_read_never_blocks_other_requests_to_the_child() {
+    let apps = Apps::with(&["slow@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let pid = supervisor.pid("slow").await;
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let chunks = futures_util::stream::iter(0..800).map(move |i| {
+        let _ = sent_tx.send(i);
+        Ok::<_, std::io::Error>(vec![1u8; 65536])
+    });
+    // /wait never reads its body: the upload's window fills and stays full.
+    let upload = tokio::spawn({
+        let request = supervisor
+            .client
+            .post(supervisor.url("/slow/wait"))
+            .body(reqwest::Body::wrap_stream(chunks));
+        async move { request.send().await }
+    });
+    let mut sent = 0;
+    while let Ok(Some(i)) = tokio::time::timeout(Duration::from_millis(500), sent_rx.recv()).await {
+        sent = i;
+    }
+    assert!(sent < 799, "the upload is held back by flow control, not swallowed (sent {sent} chunks)");
+    for _ in 0..10 {
+        assert_eq!(supervisor.get("/slow/?ms=1").await, (200, "slept 1".into()));
+    }
+    assert_eq!(supervisor.pid("slow").await, pid, "same child served them beside the stalled upload");
+    upload.abort();
 }
 
 #[tokio::test]

@@ -160,18 +160,20 @@ export function isBodyless(status) {
   return status === 204 || status === 205 || status === 304;
 }
 
-// Response headers as [[name, value], ...] with Bun.serve's implicit
-// content-type applied. `head` is true for HEAD requests to fetch handlers.
-export function responseHeaders(res, k, head, bodyless) {
+// res.headers as [[name, value], ...]; `dropType` leaves content-type out (the
+// HEAD rule above). Read this before the body: Bun derives a Blob's or FormData's
+// content-type lazily and loses it once the body has been taken.
+export function headerList(res, dropType) {
   const out = [];
-  let hasType = false;
   for (const pair of res.headers) {
-    if (pair[0] === "content-type") {
-      if (head && k.headDrop) continue;
-      hasType = true;
-    }
+    if (dropType && pair[0] === "content-type") continue;
     out.push(pair);
   }
-  if (!hasType && !head && !bodyless && k.implicit !== null) out.push(["content-type", k.implicit]);
   return out;
+}
+
+// Adds Bun.serve's implicit content-type unless the list already has one.
+export function addImplicitType(list, type) {
+  for (let i = 0; i < list.length; i++) if (list[i][0] === "content-type") return;
+  list.push(["content-type", type]);
 }

@@ -2,7 +2,7 @@
 // app's response (head, DATA within the window, END) or of an ERROR.
 
 import { INITIAL_WINDOW, MAX_CHUNK, T, header, jsonFrame, responseFrame, frame } from "./protocol.js";
-import { K_EMPTY, isBodyless, kindOf, responseHeaders } from "./bodykind.js";
+import { addImplicitType, headerList, isBodyless, kindOf } from "./bodykind.js";
 
 const NativeResponse = Response;
 const noop = () => {};
@@ -98,10 +98,18 @@ export class Stream {
     const status = res.status;
     if (status < 200 || status > 999) return this.sendError(new RangeError(`invalid response status ${status}`));
     const kind = kindOf(res);
+    const head = this.head && !this.staticRoute; // HEAD to a handler: no body-derived type
+    let headers;
+    try {
+      headers = headerList(res, head && kind.headDrop); // before the body is touched
+    } catch (err) {
+      return this.sendError(err);
+    }
     if (isBodyless(status)) {
       this.discard(res);
-      return this.sendHead(res, kind, status, false, true);
+      return this.sendHead(status, headers, false);
     }
+    const implicit = head ? null : kind.implicit;
     if (kind.mem) {
       let bytes;
       try {
@@ -109,30 +117,31 @@ export class Stream {
       } catch (err) {
         return this.sendError(err);
       }
-      if (Bun.peek.status(bytes) === "fulfilled") return this.sendBytes(res, kind, Bun.peek(bytes));
+      // In-memory bodies are usually ready at once: head, DATA and END in this tick.
+      if (Bun.peek.status(bytes) === "fulfilled") return this.sendBytes(status, headers, implicit, Bun.peek(bytes));
       bytes.then(
-        (b) => this.sendBytes(res, kind, b),
+        (b) => this.sendBytes(status, headers, implicit, b),
         (err) => this.sendError(err),
       );
       return;
     }
     const body = res.body;
-    if (body === null) return this.sendHead(res, K_EMPTY, status, false, false);
+    if (body === null) return this.sendHead(status, headers, false);
     let reader;
     try {
       reader = body.getReader();
     } catch (err) {
       return this.sendError(err); // locked or already read
     }
-    if (!this.sendHead(res, kind, status, true, false)) return reader.cancel().then(noop, noop);
+    if (implicit !== null) addImplicitType(headers, implicit);
+    if (!this.sendHead(status, headers, true)) return reader.cancel().then(noop, noop);
     this.pump(reader);
   }
 
   // Queues the RESPONSE frame; false (after sending ERROR) if the head cannot be encoded.
-  sendHead(res, kind, status, hasBody, bodyless) {
+  sendHead(status, headers, hasBody) {
     let buf;
     try {
-      const headers = responseHeaders(res, kind, this.head && !this.staticRoute, bodyless);
       buf = responseFrame(this.id, status, headers, hasBody);
     } catch (err) {
       this.sendError(err);
@@ -143,9 +152,11 @@ export class Stream {
     return true;
   }
 
-  sendBytes(res, kind, bytes) {
+  sendBytes(status, headers, implicit, bytes) {
     if (this.done) return;
-    if (!this.sendHead(res, kind, res.status, bytes.length > 0, false) || bytes.length === 0) return;
+    const hasBody = bytes.length > 0;
+    if (hasBody && implicit !== null) addImplicitType(headers, implicit);
+    if (!this.sendHead(status, headers, hasBody) || !hasBody) return;
     this.out = bytes;
     this.outOff = 0;
     this.sendOut();

@@ -5,6 +5,11 @@ import { join } from "node:path";
 import { FakeSupervisor, APPS, sleep } from "./harness.js";
 import { INITIAL_WINDOW, MAX_CHUNK, T, frame } from "../src/protocol.js";
 
+const pattern = (n) => {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = i & 0xff;
+  return b;
+};
 const dataBytes = (frames) => frames.filter((f) => f.type === T.DATA).reduce((n, f) => n + f.payload.length, 0);
 
 describe("startup", () => {
@@ -208,7 +213,37 @@ describe("fetch app", () => {
     }
     const frames = s.streamFrames(n);
     expect(dataBytes(frames)).toBe(total);
+    expect((await s.response(n)).body.equals(pattern(total))).toBe(true);
     for (const f of frames) if (f.type === T.DATA) expect(f.payload.length).toBeLessThanOrEqual(MAX_CHUNK);
+  });
+
+  test("a socket that stops reading: short writes keep every byte and the frame order", async () => {
+    const total = 2 * 1024 * 1024;
+    const ids = [++id, ++id, ++id];
+    s.socket.pause();
+    for (const n of ids) {
+      s.request(n, { url: `http://app.test/big?n=${total}` });
+      s.credit(n, total);
+    }
+    await sleep(200); // the shim fills the socket buffer and keeps the rest
+    const from = s.frames.length;
+    s.sendFrame(T.PING, 0, Buffer.from("afterbig"));
+    s.socket.resume();
+    for (const n of ids) {
+      const r = await s.response(n, 10000);
+      expect(r.body.length).toBe(total);
+      expect(r.body.equals(pattern(total))).toBe(true);
+    }
+    expect((await s.next((f) => f.type === T.PONG, 5000, from)).payload.toString()).toBe("afterbig");
+  });
+
+  test("no CREDIT for a request body the app does not read", async () => {
+    const n = ++id;
+    s.request(n, { method: "POST", url: "http://app.test/slow?ms=150", body: true });
+    for (let sent = 0; sent < INITIAL_WINDOW; sent += MAX_CHUNK) s.sendFrame(T.DATA, n, Buffer.alloc(MAX_CHUNK));
+    await sleep(100);
+    expect(s.streamFrames(n).filter((f) => f.type === T.CREDIT)).toEqual([]);
+    expect((await s.response(n)).text).toBe("slow done");
   });
 
   test("upload larger than the window streams through as the app reads", async () => {

@@ -18,6 +18,7 @@ export class FakeSupervisor {
     this.frames = []; // every frame received, in order
     this.waiters = [];
     this.socket = null;
+    this.pending = []; // unwritten bytes after a short write, in order
     this.closed = false;
     this.stderr = "";
     this.chunks = 0; // data events seen; each frame records the one it completed in
@@ -36,7 +37,7 @@ export class FakeSupervisor {
           this.chunks++;
           this.reader.feed(chunk);
         },
-        drain: () => {},
+        drain: () => this.drain(),
         close: () => {
           this.closed = true;
           this.check();
@@ -106,8 +107,26 @@ export class FakeSupervisor {
     });
   }
 
+  // Writes in order, keeping whatever a short write left for the drain handler.
   send(buf) {
-    this.socket.write(buf);
+    if (this.pending.length) {
+      this.pending.push(Buffer.from(buf));
+      return;
+    }
+    const n = this.socket.write(buf);
+    if (n < buf.length) this.pending.push(Buffer.from(buf.subarray(Math.max(n, 0))));
+  }
+
+  drain() {
+    while (this.pending.length) {
+      const b = this.pending[0];
+      const n = this.socket.write(b);
+      if (n < b.length) {
+        this.pending[0] = b.subarray(Math.max(n, 0));
+        return;
+      }
+      this.pending.shift();
+    }
   }
 
   sendFrame(type, stream, payload) {

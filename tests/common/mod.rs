@@ -287,7 +287,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
             };
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
                 let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-                if fields.get(2).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+                if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
                     found.push(pid);
                 }
             }

@@ -6,8 +6,10 @@ let idleCalls = 0;
 let lastAbort = "none";
 const waiters = [];
 
+// `total` bytes where byte i is i & 0xff, in 100 KiB chunks (a multiple of 256).
 function bigStream(total) {
-  const chunk = new Uint8Array(100 * 1024).fill(120);
+  const chunk = new Uint8Array(100 * 1024);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = i & 0xff;
   let sent = 0;
   return new ReadableStream(
     {
