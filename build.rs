@@ -16,7 +16,9 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
-    let mut code = String::from("/// The shim's files: (name, contents).\npub const SHIM_FILES: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// The shim's files: (name, contents).\npub const SHIM_FILES: &[(&str, &str)] = &[\n",
+    );
     for name in &names {
         println!("cargo:rerun-if-changed=shim/src/{name}");
         let _ = writeln!(

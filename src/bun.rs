@@ -43,7 +43,8 @@ pub fn find_bun(configured: Option<&Path>) -> Result<PathBuf, BunNotFound> {
 /// Where the project's setup puts Bun: beside the source tree the binary was built
 /// from, and beside the binary itself (for installed copies).
 fn local_installs() -> Vec<PathBuf> {
-    let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("shim/node_modules/.bin/bun")];
+    let mut candidates =
+        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("shim/node_modules/.bin/bun")];
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
             candidates.push(dir.join("bun"));
@@ -55,5 +56,6 @@ fn local_installs() -> Vec<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

@@ -27,7 +27,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// App dirs, separated by `:` like PATH.
-    #[arg(long, env = "RUNTIME_WORKER_DIRS", value_delimiter = ':', required = true)]
+    #[arg(
+        long,
+        env = "RUNTIME_WORKER_DIRS",
+        value_delimiter = ':',
+        required = true
+    )]
     pub apps: Vec<PathBuf>,
 
     /// Port to listen on.

@@ -18,7 +18,9 @@ use crate::server::{serve, AppState};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// An app dir does not exist.
-    #[error("app dir {0} does not exist or is not a directory (from --apps / RUNTIME_WORKER_DIRS)")]
+    #[error(
+        "app dir {0} does not exist or is not a directory (from --apps / RUNTIME_WORKER_DIRS)"
+    )]
     MissingAppDir(PathBuf),
     /// No `bun`.
     #[error(transparent)]
@@ -75,7 +77,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::warn!(variables = %dropped.join(", "),
             "not passing these variables to children: their names look like secrets");
     }
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let pool = Pool::new(
         Launcher {
             bun: bun.clone(),
@@ -123,7 +127,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 }
 
 async fn stop_on_signal(stop: CancellationToken) {
-    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the supervisor with SIGKILL");
         return;
     };

@@ -44,7 +44,9 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Vector strings carry one byte per char (Latin-1).
 fn latin1(text: &str) -> Vec<u8> {
-    text.chars().map(|c| u8::try_from(u32::from(c)).expect("latin-1 char")).collect()
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("latin-1 char"))
+        .collect()
 }
 
 fn headers(value: &Value) -> Vec<(String, Bytes)> {
@@ -62,8 +64,12 @@ fn headers(value: &Value) -> Vec<(String, Bytes)> {
 #[test]
 fn rust_codec_matches_every_shared_vector() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/shim/test/vectors.json");
-    let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert!(vectors.len() >= 15, "the vector file covers every frame type");
+    let vectors: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(
+        vectors.len() >= 15,
+        "the vector file covers every frame type"
+    );
     for vector in &vectors {
         let name = vector["name"].as_str().unwrap();
         let bytes = unhex(vector["hex"].as_str().unwrap());
@@ -80,7 +86,11 @@ fn rust_codec_matches_every_shared_vector() {
 
         let mut encoded = BytesMut::new();
         match kind {
-            FrameType::Hello | FrameType::Ready | FrameType::Fatal | FrameType::Error | FrameType::Stats => {
+            FrameType::Hello
+            | FrameType::Ready
+            | FrameType::Fatal
+            | FrameType::Error
+            | FrameType::Stats => {
                 let payload: Value = serde_json::from_slice(&frame.payload).unwrap();
                 assert_eq!(payload, spec["json"], "{name}");
                 encode_frame(&mut encoded, kind, stream, &frame.payload);
@@ -91,7 +101,11 @@ fn rust_codec_matches_every_shared_vector() {
                 assert_eq!(head.has_body, expected["body"].as_bool().unwrap(), "{name}");
                 assert_eq!(head.method, expected["method"].as_str().unwrap(), "{name}");
                 assert_eq!(head.url, expected["url"].as_str().unwrap(), "{name}");
-                assert_eq!(head.address, expected["address"].as_str().unwrap(), "{name}");
+                assert_eq!(
+                    head.address,
+                    expected["address"].as_str().unwrap(),
+                    "{name}"
+                );
                 let pairs = headers(&expected["headers"]);
                 assert_eq!(head.headers, pairs, "{name}");
                 let mut map = HeaderMap::new();
@@ -109,8 +123,16 @@ fn rust_codec_matches_every_shared_vector() {
                     // A header map groups repeated names; the decode check above stands.
                     continue;
                 }
-                encode_request(&mut encoded, stream, head.has_body, &head.method, &head.url, &head.address, &map)
-                    .unwrap();
+                encode_request(
+                    &mut encoded,
+                    stream,
+                    head.has_body,
+                    &head.method,
+                    &head.url,
+                    &head.address,
+                    &map,
+                )
+                .unwrap();
             }
             FrameType::Response => {
                 let head = decode_response(frame.payload.clone()).unwrap();
@@ -133,11 +155,19 @@ fn rust_codec_matches_every_shared_vector() {
                 assert_eq!(&frame.payload[..], &credit.to_le_bytes(), "{name}");
                 encode_frame(&mut encoded, kind, stream, &credit.to_le_bytes());
             }
-            FrameType::End | FrameType::Cancel | FrameType::Idle | FrameType::Terminate | FrameType::StatsRequest => {
+            FrameType::End
+            | FrameType::Cancel
+            | FrameType::Idle
+            | FrameType::Terminate
+            | FrameType::StatsRequest => {
                 assert!(frame.payload.is_empty(), "{name}");
                 encode_frame(&mut encoded, kind, stream, &[]);
             }
         }
-        assert_eq!(hex(&encoded), hex(&bytes), "{name}: Rust encoding differs from the vector");
+        assert_eq!(
+            hex(&encoded),
+            hex(&bytes),
+            "{name}: Rust encoding differs from the vector"
+        );
     }
 }

@@ -14,7 +14,11 @@ async fn a_child_without_ready_in_time_fails_with_503_and_a_log_line() {
     let (status, body) = supervisor.get("/never-ready/").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("WORKER_START_TIMEOUT"), "{body}");
-    assert!(supervisor.logged(&["child failed to start", "never-ready@1.0.0", "start-up timeout"]));
+    assert!(supervisor.logged(&[
+        "child failed to start",
+        "never-ready@1.0.0",
+        "start-up timeout"
+    ]));
 }
 
 #[tokio::test]
@@ -27,7 +31,10 @@ async fn apps_that_cannot_load_fail_with_502_and_their_stderr_in_the_log() {
     let (status, body) = supervisor.get("/no-handler/").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("exports neither fetch nor routes"), "{body}");
-    assert!(body.contains("index.ts"), "the message names the entrypoint: {body}");
+    assert!(
+        body.contains("index.ts"),
+        "the message names the entrypoint: {body}"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +44,10 @@ async fn an_idle_child_gets_on_idle_once_and_stays() {
     let supervisor = Supervisor::start(&apps, &[]);
     let pid = supervisor.pid("hooks").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(apps.evidence_lines("hooks.log"), vec![format!("idle {pid}")]);
+    assert_eq!(
+        apps.evidence_lines("hooks.log"),
+        vec![format!("idle {pid}")]
+    );
     assert_eq!(supervisor.pid("hooks").await, pid, "an idle child stays");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -55,13 +65,21 @@ async fn ttl_slides_with_each_request_and_then_retires_the_child() {
     let pid = supervisor.pid("hooks").await;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(supervisor.pid("hooks").await, pid, "each request resets the ttl");
+        assert_eq!(
+            supervisor.pid("hooks").await,
+            pid,
+            "each request resets the ttl"
+        );
     }
     assert!(
         eventually(Duration::from_secs(5), || !process_alive(pid)).await,
         "the child retires once the ttl passes without a request"
     );
-    assert!(apps.evidence_lines("hooks.log").contains(&format!("terminate {pid}")), "onTerminate ran");
+    assert!(
+        apps.evidence_lines("hooks.log")
+            .contains(&format!("terminate {pid}")),
+        "onTerminate ran"
+    );
     assert_ne!(supervisor.pid("hooks").await, pid);
 }
 
@@ -87,14 +105,20 @@ async fn ephemeral_apps_get_a_new_child_per_request() {
     pids.dedup();
     assert_eq!(pids.len(), 3, "{pids:?}");
     for pid in pids {
-        assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await, "{pid} retired");
+        assert!(
+            eventually(Duration::from_secs(5), || !process_alive(pid)).await,
+            "{pid} retired"
+        );
     }
 }
 
 #[tokio::test]
 async fn ephemeral_requests_beyond_the_queue_get_503() {
     let apps = Apps::with(&["ephemeral@1.0.0"]);
-    let supervisor = Supervisor::start(&apps, &["--ephemeral-concurrency", "1", "--ephemeral-queue", "1"]);
+    let supervisor = Supervisor::start(
+        &apps,
+        &["--ephemeral-concurrency", "1", "--ephemeral-queue", "1"],
+    );
     let requests = (0..3).map(|_| {
         let client = supervisor.client.clone();
         let url = supervisor.url("/ephemeral/?ms=1500");
@@ -109,7 +133,8 @@ async fn ephemeral_requests_beyond_the_queue_get_503() {
 async fn max_requests_recycles_the_child() {
     let apps = Apps::with(&["max-requests@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let first: Vec<u32> = futures_util::future::join_all((0..3).map(|_| supervisor.pid("max-requests"))).await;
+    let first: Vec<u32> =
+        futures_util::future::join_all((0..3).map(|_| supervisor.pid("max-requests"))).await;
     assert!(first.iter().all(|pid| *pid == first[0]), "{first:?}");
     let next = supervisor.pid("max-requests").await;
     assert_ne!(next, first[0]);
@@ -127,12 +152,19 @@ async fn a_request_past_its_timeout_gets_504_and_a_hung_child_is_replaced() {
     let (status, body) = supervisor.get("/hang/promise").await;
     assert_eq!(status, 504, "{body}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(supervisor.pid("hang").await, pid, "a responsive child is kept");
+    assert_eq!(
+        supervisor.pid("hang").await,
+        pid,
+        "a responsive child is kept"
+    );
 
     // A handler that blocks the event loop: 504, then the child is killed and replaced.
     let (status, _) = supervisor.get("/hang/").await;
     assert_eq!(status, 504);
-    assert!(eventually(Duration::from_secs(10), || !process_alive(pid)).await, "hung child killed");
+    assert!(
+        eventually(Duration::from_secs(10), || !process_alive(pid)).await,
+        "hung child killed"
+    );
     assert_ne!(supervisor.pid("hang").await, pid);
     assert!(supervisor.logged(&["did not answer a health probe", "hang@1.0.0"]));
 }
@@ -158,7 +190,10 @@ async fn the_least_recently_used_app_is_evicted_at_pool_size() {
     let echo = supervisor.pid("echo").await;
     assert_eq!(supervisor.pid("echo").await, echo);
     supervisor.pid("routes").await;
-    assert!(eventually(Duration::from_secs(5), || !process_alive(hello)).await, "hello evicted");
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(hello)).await,
+        "hello evicted"
+    );
     assert!(process_alive(echo), "echo was used more recently and stays");
     assert_ne!(supervisor.pid("hello").await, hello);
 }
@@ -170,7 +205,9 @@ async fn on_terminate_runs_when_a_child_is_retired() {
     let supervisor = Supervisor::start(&apps, &[]);
     let pid = supervisor.pid("hooks").await;
     assert!(
-        eventually(Duration::from_secs(5), || apps.evidence_lines("hooks.log") == [format!("terminate {pid}")]).await,
+        eventually(Duration::from_secs(5), || apps.evidence_lines("hooks.log")
+            == [format!("terminate {pid}")])
+        .await,
         "{:?}",
         apps.evidence_lines("hooks.log")
     );
@@ -190,7 +227,10 @@ async fn low_memory_apps_run_bun_with_smol() {
 async fn auto_install_runs_bun_install_before_the_first_start() {
     let apps = Apps::with(&["auto-install@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    assert_eq!(supervisor.get("/auto-install/").await, (200, "installed".into()));
+    assert_eq!(
+        supervisor.get("/auto-install/").await,
+        (200, "installed".into())
+    );
 }
 
 #[tokio::test]
@@ -204,7 +244,10 @@ async fn a_failing_auto_install_is_a_502_naming_the_app() {
     let supervisor = Supervisor::start(&apps, &[]);
     let (status, body) = supervisor.get("/auto-install/").await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("auto-install@1.0.0") && body.contains("bun install failed"), "{body}");
+    assert!(
+        body.contains("auto-install@1.0.0") && body.contains("bun install failed"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -213,9 +256,19 @@ async fn a_bad_worker_config_answers_500_naming_file_key_and_value() {
     let supervisor = Supervisor::start(&apps, &[]);
     let (status, body) = supervisor.get("/bad-config/").await;
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("worker.jsonc") && body.contains("APP_CONFIG_INVALID"), "{body}");
-    assert!(body.contains("timeout") || body.contains("bogusKey"), "{body}");
-    assert_eq!(supervisor.get("/hello/").await.0, 200, "other apps are unaffected");
+    assert!(
+        body.contains("worker.jsonc") && body.contains("APP_CONFIG_INVALID"),
+        "{body}"
+    );
+    assert!(
+        body.contains("timeout") || body.contains("bogusKey"),
+        "{body}"
+    );
+    assert_eq!(
+        supervisor.get("/hello/").await.0,
+        200,
+        "other apps are unaffected"
+    );
 }
 
 #[tokio::test]
@@ -225,8 +278,16 @@ async fn a_child_that_breaks_the_protocol_is_killed_and_replaced() {
     let pid = supervisor.pid("protocol-breaker").await;
     let (status, body) = supervisor.get("/protocol-breaker/break").await;
     assert_eq!(status, 502, "{body}");
-    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await, "the child is killed");
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(pid)).await,
+        "the child is killed"
+    );
     let pid_text = pid.to_string();
-    assert!(supervisor.logged(&["protocol error from child", "protocol-breaker@1.0.0", &pid_text, "unknown frame type 0x7f"]));
+    assert!(supervisor.logged(&[
+        "protocol error from child",
+        "protocol-breaker@1.0.0",
+        &pid_text,
+        "unknown frame type 0x7f"
+    ]));
     assert_ne!(supervisor.pid("protocol-breaker").await, pid);
 }

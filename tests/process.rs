@@ -38,14 +38,22 @@ async fn killing_a_child_under_load_fails_only_its_requests_in_flight() {
         futures_util::future::join_all(fast),
         killer
     );
-    assert!(slow.iter().all(|status| *status == 502), "in-flight requests on the killed child: {slow:?}");
-    assert!(fast.iter().all(|status| *status == 200), "requests to another app: {fast:?}");
+    assert!(
+        slow.iter().all(|status| *status == 502),
+        "in-flight requests on the killed child: {slow:?}"
+    );
+    assert!(
+        fast.iter().all(|status| *status == 200),
+        "requests to another app: {fast:?}"
+    );
     let next = supervisor.pid("crash").await;
     assert_ne!(next, victim);
     assert_eq!(supervisor.pid("hello").await, other);
     let supervisor_pid = supervisor.pid_of_supervisor();
     assert!(
-        eventually(Duration::from_secs(2), || zombies_of(supervisor_pid).is_empty()).await,
+        eventually(Duration::from_secs(2), || zombies_of(supervisor_pid)
+            .is_empty())
+        .await,
         "no <defunct> children"
     );
 }
@@ -67,10 +75,19 @@ async fn sigterm_retires_every_child_with_on_terminate_and_exits_zero() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     supervisor.signal(Signal::SIGTERM);
-    assert_eq!(in_flight.await.unwrap(), (200, "slept 1000".into()), "in-flight request drained");
-    let status = supervisor.wait_exit(Duration::from_secs(10)).expect("exits within the grace period");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        (200, "slept 1000".into()),
+        "in-flight request drained"
+    );
+    let status = supervisor
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within the grace period");
     assert!(status.success(), "{status}");
-    assert_eq!(apps.evidence_lines("hooks.log"), vec![format!("terminate {hooks}")]);
+    assert_eq!(
+        apps.evidence_lines("hooks.log"),
+        vec![format!("terminate {hooks}")]
+    );
     assert!(!process_alive(hooks) && !process_alive(hello));
 }
 
@@ -88,9 +105,14 @@ async fn sigkill_of_the_supervisor_leaves_no_bun_behind() {
         assert!(children.contains(pid), "{pid} is a direct child");
     }
     supervisor.signal(Signal::SIGKILL);
-    supervisor.wait_exit(Duration::from_secs(5)).expect("killed");
+    supervisor
+        .wait_exit(Duration::from_secs(5))
+        .expect("killed");
     for pid in pids {
-        assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await, "bun {pid} outlived the supervisor");
+        assert!(
+            eventually(Duration::from_secs(5), || !process_alive(pid)).await,
+            "bun {pid} outlived the supervisor"
+        );
     }
 }
 
@@ -104,8 +126,10 @@ fn a_missing_bun_is_one_clear_error_line() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bun not found at /nonexistent/bun"), "{stderr}");
-
+    assert!(
+        stderr.contains("bun not found at /nonexistent/bun"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -117,5 +141,8 @@ fn a_missing_app_dir_is_refused_before_listening() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("app dir /nonexistent/apps does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("app dir /nonexistent/apps does not exist"),
+        "{stderr}"
+    );
 }

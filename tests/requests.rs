@@ -12,27 +12,58 @@ use futures_util::StreamExt;
 async fn fetch_style_app_answers() {
     let apps = Apps::with(&["hello@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    assert_eq!(supervisor.get("/hello/").await, (200, "Hello from hello@1.0.0".into()));
-    let response = supervisor.client.get(supervisor.url("/hello@1/json")).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "application/json;charset=utf-8");
-    assert_eq!(response.text().await.unwrap(), r#"{"app":"hello","version":"1.0.0"}"#);
+    assert_eq!(
+        supervisor.get("/hello/").await,
+        (200, "Hello from hello@1.0.0".into())
+    );
+    let response = supervisor
+        .client
+        .get(supervisor.url("/hello@1/json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json;charset=utf-8"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"app":"hello","version":"1.0.0"}"#
+    );
 }
 
 #[tokio::test]
 async fn string_responses_get_the_same_content_type_as_bun_serve() {
     let apps = Apps::with(&["hello@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let response = supervisor.client.get(supervisor.url("/hello")).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/plain;charset=utf-8");
+    let response = supervisor
+        .client
+        .get(supervisor.url("/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain;charset=utf-8"
+    );
 }
 
 #[tokio::test]
 async fn routes_style_app_answers_with_params_methods_files_and_fallback() {
     let apps = Apps::with(&["routes@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    assert_eq!(supervisor.get("/routes/").await, (200, "routes home".into()));
-    assert_eq!(supervisor.get("/routes/users/42").await, (200, r#"{"id":"42"}"#.into()));
-    assert_eq!(supervisor.get("/routes/items").await, (200, r#"{"items":[]}"#.into()));
+    assert_eq!(
+        supervisor.get("/routes/").await,
+        (200, "routes home".into())
+    );
+    assert_eq!(
+        supervisor.get("/routes/users/42").await,
+        (200, r#"{"id":"42"}"#.into())
+    );
+    assert_eq!(
+        supervisor.get("/routes/items").await,
+        (200, r#"{"items":[]}"#.into())
+    );
     let created = supervisor
         .client
         .post(supervisor.url("/routes/items"))
@@ -42,16 +73,28 @@ async fn routes_style_app_answers_with_params_methods_files_and_fallback() {
         .unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(created.text().await.unwrap(), r#"{"created":{"name":"x"}}"#);
-    assert_eq!(supervisor.get("/routes/file").await, (200, "file contents\n".into()));
-    assert_eq!(supervisor.get("/routes/files/a/b").await, (200, "wild /files/a/b".into()));
-    assert_eq!(supervisor.get("/routes/nowhere").await, (404, "fallback /nowhere".into()));
+    assert_eq!(
+        supervisor.get("/routes/file").await,
+        (200, "file contents\n".into())
+    );
+    assert_eq!(
+        supervisor.get("/routes/files/a/b").await,
+        (200, "wild /files/a/b".into())
+    );
+    assert_eq!(
+        supervisor.get("/routes/nowhere").await,
+        (404, "fallback /nowhere".into())
+    );
 }
 
 #[tokio::test]
 async fn an_app_instance_with_a_fetch_method_is_served() {
     let apps = Apps::with(&["hono-style@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    assert_eq!(supervisor.get("/hono-style/").await, (200, "mini router".into()));
+    assert_eq!(
+        supervisor.get("/hono-style/").await,
+        (200, "mini router".into())
+    );
 }
 
 #[tokio::test]
@@ -60,9 +103,15 @@ async fn method_path_query_and_headers_reach_the_app_exactly() {
     let supervisor = Supervisor::start(&apps, &[]);
     let response = supervisor
         .client
-        .request(reqwest::Method::PATCH, supervisor.url("/echo@1.0.0/inspect?a=1&b=%20x&a=2"))
+        .request(
+            reqwest::Method::PATCH,
+            supervisor.url("/echo@1.0.0/inspect?a=1&b=%20x&a=2"),
+        )
         .header("x-one", "1")
-        .header("x-latin", reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap())
+        .header(
+            "x-latin",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        )
         .header("x-request-id", "client-id-7")
         .send()
         .await
@@ -71,9 +120,17 @@ async fn method_path_query_and_headers_reach_the_app_exactly() {
     let seen: serde_json::Value = response.json().await.unwrap();
     assert_eq!(seen["method"], "PATCH");
     assert_eq!(seen["path"], "/inspect?a=1&b=%20x&a=2");
-    assert!(seen["url"].as_str().unwrap().ends_with("/inspect?a=1&b=%20x&a=2"));
+    assert!(seen["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/inspect?a=1&b=%20x&a=2"));
     let headers: Vec<(String, String)> = serde_json::from_value(seen["headers"].clone()).unwrap();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(header("x-one").as_deref(), Some("1"));
     assert_eq!(header("x-latin").as_deref(), Some("caf\u{e9}"));
     assert_eq!(header("x-base").as_deref(), Some("/echo@1.0.0"));
@@ -85,19 +142,41 @@ async fn method_path_query_and_headers_reach_the_app_exactly() {
 async fn status_multi_value_cookies_raw_headers_and_binary_bodies_come_back_exactly() {
     let apps = Apps::with(&["echo@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let response = supervisor.client.get(supervisor.url("/echo/cookies")).send().await.unwrap();
-    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().cloned().collect();
+    let response = supervisor
+        .client
+        .get(supervisor.url("/echo/cookies"))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<_> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .cloned()
+        .collect();
     assert_eq!(cookies, vec!["a=1; Path=/", "b=2; HttpOnly"]);
     assert!(response.headers().contains_key("x-request-id"));
 
-    let response = supervisor.client.get(supervisor.url("/echo/status/418")).send().await.unwrap();
+    let response = supervisor
+        .client
+        .get(supervisor.url("/echo/status/418"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 418);
 
-    let response = supervisor.client.get(supervisor.url("/echo/headers-out")).send().await.unwrap();
+    let response = supervisor
+        .client
+        .get(supervisor.url("/echo/headers-out"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-custom"], "value");
     assert_eq!(response.headers()["x-raw"].as_bytes(), b"caf\xe9");
 
-    let body: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let body: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let response = supervisor
         .client
         .post(supervisor.url("/echo/echo"))
@@ -114,10 +193,23 @@ async fn status_multi_value_cookies_raw_headers_and_binary_bodies_come_back_exac
 async fn request_ids_are_generated_when_the_client_sends_none() {
     let apps = Apps::with(&["hello@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let first = supervisor.client.get(supervisor.url("/hello")).send().await.unwrap();
-    let second = supervisor.client.get(supervisor.url("/nope")).send().await.unwrap();
+    let first = supervisor
+        .client
+        .get(supervisor.url("/hello"))
+        .send()
+        .await
+        .unwrap();
+    let second = supervisor
+        .client
+        .get(supervisor.url("/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), 404);
-    let (a, b) = (first.headers()["x-request-id"].clone(), second.headers()["x-request-id"].clone());
+    let (a, b) = (
+        first.headers()["x-request-id"].clone(),
+        second.headers()["x-request-id"].clone(),
+    );
     assert_ne!(a, b);
     let error: serde_json::Value = second.json().await.unwrap();
     assert_eq!(error["error"]["code"], "APP_NOT_FOUND");
@@ -135,7 +227,11 @@ async fn twenty_concurrent_requests_to_one_child_all_answer_correctly() {
         let client = supervisor.client.clone();
         async move {
             let response = client.get(url).send().await.unwrap();
-            (ms, response.status().as_u16(), response.text().await.unwrap())
+            (
+                ms,
+                response.status().as_u16(),
+                response.text().await.unwrap(),
+            )
         }
     });
     for (ms, status, body) in futures_util::future::join_all(requests).await {
@@ -148,7 +244,12 @@ async fn twenty_concurrent_requests_to_one_child_all_answer_correctly() {
 async fn a_streamed_response_reaches_the_client_before_the_app_finishes_it() {
     let apps = Apps::with(&["stream@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let response = supervisor.client.get(supervisor.url("/stream/gated")).send().await.unwrap();
+    let response = supervisor
+        .client
+        .get(supervisor.url("/stream/gated"))
+        .send()
+        .await
+        .unwrap();
     let mut body = response.bytes_stream();
     let first = tokio::time::timeout(Duration::from_secs(10), body.next())
         .await
@@ -157,7 +258,10 @@ async fn a_streamed_response_reaches_the_client_before_the_app_finishes_it() {
         .unwrap();
     assert_eq!(&first[..], b"first\n");
     // The same child answers another request while the first stream is open.
-    assert_eq!(supervisor.get("/stream/release").await, (200, "released".into()));
+    assert_eq!(
+        supervisor.get("/stream/release").await,
+        (200, "released".into())
+    );
     let mut rest = Vec::new();
     while let Some(chunk) = body.next().await {
         rest.extend_from_slice(&chunk.unwrap());
@@ -176,7 +280,10 @@ async fn server_sent_events_stream_event_by_event() {
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    assert_eq!(response.text().await.unwrap(), "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    );
 }
 
 #[tokio::test]
@@ -187,7 +294,9 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     let before = rss_bytes(supervisor.pid_of_supervisor());
 
     const SIZE: usize = 50 * 1024 * 1024;
-    let chunks = futures_util::stream::iter((0..SIZE / 65536).map(|_| Ok::<_, std::io::Error>(vec![7u8; 65536])));
+    let chunks = futures_util::stream::iter(
+        (0..SIZE / 65536).map(|_| Ok::<_, std::io::Error>(vec![7u8; 65536])),
+    );
     let upload = supervisor
         .client
         .post(supervisor.url("/echo/upload"))
@@ -195,10 +304,18 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
         .send()
         .await
         .unwrap();
-    assert_eq!(upload.text().await.unwrap(), format!(r#"{{"bytes":{SIZE}}}"#));
+    assert_eq!(
+        upload.text().await.unwrap(),
+        format!(r#"{{"bytes":{SIZE}}}"#)
+    );
     let after_upload = rss_bytes(supervisor.pid_of_supervisor());
 
-    let download = supervisor.client.get(supervisor.url("/echo/download?mb=50")).send().await.unwrap();
+    let download = supervisor
+        .client
+        .get(supervisor.url("/echo/download?mb=50"))
+        .send()
+        .await
+        .unwrap();
     let mut stream = download.bytes_stream();
     let mut received = 0usize;
     let mut intact = true;
@@ -210,7 +327,10 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     received += first.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let while_stalled = rss_bytes(supervisor.pid_of_supervisor());
-    assert!(while_stalled < before + limit_bytes(), "a stalled reader grew RSS from {before} to {while_stalled}");
+    assert!(
+        while_stalled < before + limit_bytes(),
+        "a stalled reader grew RSS from {before} to {while_stalled}"
+    );
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
         for (offset, byte) in chunk.iter().enumerate() {
@@ -222,8 +342,14 @@ async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     assert!(intact, "download bytes follow the app's pattern");
     let after_download = rss_bytes(supervisor.pid_of_supervisor());
     let limit = limit_bytes();
-    assert!(after_upload < before + limit, "upload grew RSS from {before} to {after_upload}");
-    assert!(after_download < before + limit, "download grew RSS from {before} to {after_download}");
+    assert!(
+        after_upload < before + limit,
+        "upload grew RSS from {before} to {after_upload}"
+    );
+    assert!(
+        after_download < before + limit,
+        "download grew RSS from {before} to {after_download}"
+    );
 }
 
 fn limit_bytes() -> u64 {
@@ -252,11 +378,18 @@ async fn an_upload_the_app_does_not_read_never_blocks_other_requests_to_the_chil
     while let Ok(Some(i)) = tokio::time::timeout(Duration::from_millis(500), sent_rx.recv()).await {
         sent = i;
     }
-    assert!(sent < 799, "the upload is held back by flow control, not swallowed (sent {sent} chunks)");
+    assert!(
+        sent < 799,
+        "the upload is held back by flow control, not swallowed (sent {sent} chunks)"
+    );
     for _ in 0..10 {
         assert_eq!(supervisor.get("/slow/?ms=1").await, (200, "slept 1".into()));
     }
-    assert_eq!(supervisor.pid("slow").await, pid, "same child served them beside the stalled upload");
+    assert_eq!(
+        supervisor.pid("slow").await,
+        pid,
+        "same child served them beside the stalled upload"
+    );
     upload.abort();
 }
 
@@ -274,16 +407,25 @@ async fn a_client_that_disconnects_aborts_the_request_in_the_app() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     waiting.abort();
     assert!(
-        eventually(Duration::from_secs(5), || apps.evidence_lines("slow.log") == ["aborted"]).await,
+        eventually(Duration::from_secs(5), || apps.evidence_lines("slow.log")
+            == ["aborted"])
+        .await,
         "the app saw req.signal abort"
     );
 
-    let response = supervisor.client.get(supervisor.url("/stream/endless")).send().await.unwrap();
+    let response = supervisor
+        .client
+        .get(supervisor.url("/stream/endless"))
+        .send()
+        .await
+        .unwrap();
     let mut body = response.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
     assert!(
-        eventually(Duration::from_secs(5), || apps.evidence_lines("stream.log") == ["cancelled"]).await,
+        eventually(Duration::from_secs(5), || apps.evidence_lines("stream.log")
+            == ["cancelled"])
+        .await,
         "the endless stream was cancelled in the app"
     );
 }
@@ -331,6 +473,20 @@ async fn child_output_is_logged_with_app_and_pid() {
     .unwrap();
     let supervisor = Supervisor::start(&apps, &[]);
     let pid = supervisor.pid("hello").await.to_string();
-    assert!(supervisor.wait_for_log(&["started up", "hello@1.0.0", &pid, "stdout"], Duration::from_secs(5)).await);
-    assert!(supervisor.wait_for_log(&["a warning", "hello@1.0.0", &pid, "stderr"], Duration::from_secs(5)).await);
+    assert!(
+        supervisor
+            .wait_for_log(
+                &["started up", "hello@1.0.0", &pid, "stdout"],
+                Duration::from_secs(5)
+            )
+            .await
+    );
+    assert!(
+        supervisor
+            .wait_for_log(
+                &["a warning", "hello@1.0.0", &pid, "stderr"],
+                Duration::from_secs(5)
+            )
+            .await
+    );
 }

@@ -14,6 +14,12 @@ fn shim_bun_test_suite_passes() {
         .expect("run bun test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bun test failed:\n{stdout}\n{stderr}");
-    assert!(stderr.contains(" pass") && stderr.contains(" 0 fail"), "{stderr}");
+    assert!(
+        output.status.success(),
+        "bun test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(" pass") && stderr.contains(" 0 fail"),
+        "{stderr}"
+    );
 }

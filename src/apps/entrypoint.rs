@@ -87,7 +87,10 @@ mod tests {
         let found = resolve(dir.path(), None).unwrap();
         assert!(matches!(found, Entrypoint::Module(path) if path.ends_with("index.ts")));
         std::fs::write(dir.path().join("index.html"), "").unwrap();
-        assert!(matches!(resolve(dir.path(), None).unwrap(), Entrypoint::Static(_)));
+        assert!(matches!(
+            resolve(dir.path(), None).unwrap(),
+            Entrypoint::Static(_)
+        ));
     }
 
     #[test]
@@ -99,10 +102,16 @@ mod tests {
         std::os::unix::fs::symlink(outer.path().join("secret.ts"), app.join("link.ts")).unwrap();
         for entry in ["../secret.ts", "/etc/passwd", "link.ts"] {
             assert!(
-                matches!(resolve(&app, Some(entry)), Err(EntrypointError::Escapes { .. })),
+                matches!(
+                    resolve(&app, Some(entry)),
+                    Err(EntrypointError::Escapes { .. })
+                ),
                 "{entry}"
             );
         }
-        assert!(matches!(resolve(&app, None), Err(EntrypointError::Missing(_))));
+        assert!(matches!(
+            resolve(&app, None),
+            Err(EntrypointError::Missing(_))
+        ));
     }
 }

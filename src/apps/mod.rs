@@ -59,11 +59,14 @@ pub enum ResolveError {
     BadRange(String),
 }
 
+/// An app name and the range a request asked for.
+type RouteKey = (String, String);
+
 /// Finds app releases in the app dirs and caches what it found for a second.
 pub struct AppCatalog {
     app_dirs: Vec<PathBuf>,
     /// Resolved (name, range) pairs and when they were resolved.
-    cache: RwLock<HashMap<(String, String), (Instant, Arc<AppRelease>)>>,
+    cache: RwLock<HashMap<RouteKey, (Instant, Arc<AppRelease>)>>,
 }
 
 impl AppCatalog {
@@ -81,7 +84,11 @@ impl AppCatalog {
     }
 
     /// The release that serves `name` for `range` (`None`: the default release).
-    pub fn resolve(&self, name: &str, range: Option<&str>) -> Result<Arc<AppRelease>, ResolveError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        range: Option<&str>,
+    ) -> Result<Arc<AppRelease>, ResolveError> {
         let key = (name.to_owned(), range.unwrap_or("").to_owned());
         if let Ok(cache) = self.cache.read() {
             if let Some((at, release)) = cache.get(&key) {
@@ -100,7 +107,11 @@ impl AppCatalog {
         Ok(release)
     }
 
-    fn resolve_uncached(&self, name: &str, range: Option<&str>) -> Result<AppRelease, ResolveError> {
+    fn resolve_uncached(
+        &self,
+        name: &str,
+        range: Option<&str>,
+    ) -> Result<AppRelease, ResolveError> {
         let releases = self.releases_of(name);
         if releases.is_empty() {
             return Err(ResolveError::UnknownApp(name.to_owned()));
@@ -137,7 +148,10 @@ impl AppCatalog {
     pub fn releases_of(&self, name: &str) -> Vec<AppRelease> {
         let mut releases: Vec<AppRelease> = Vec::new();
         let mut push = |release: AppRelease| {
-            if !releases.iter().any(|known| known.version == release.version) {
+            if !releases
+                .iter()
+                .any(|known| known.version == release.version)
+            {
                 releases.push(release);
             }
         };
@@ -286,7 +300,9 @@ mod tests {
         app(root.path(), "@team/tool@0.3.0");
         app(root.path(), "plain");
         let catalog = AppCatalog::new(vec![root.path().to_path_buf()]);
-        let version = |name: &str, range: Option<&str>| catalog.resolve(name, range).map(|r| r.version.clone());
+        let version = |name: &str, range: Option<&str>| {
+            catalog.resolve(name, range).map(|r| r.version.clone())
+        };
         assert_eq!(version("flat", None).unwrap(), "2.0.0");
         assert_eq!(version("flat", Some("1")).unwrap(), "1.4.2");
         assert_eq!(version("flat", Some("1.0")).unwrap(), "1.0.0");
@@ -294,8 +310,14 @@ mod tests {
         assert_eq!(version("nested", Some("1")).unwrap(), "1.0.0");
         assert_eq!(version("@team/tool", None).unwrap(), "0.3.0");
         assert_eq!(version("plain", None).unwrap(), "latest");
-        assert!(matches!(version("flat", Some("3")), Err(ResolveError::NoMatch { .. })));
-        assert!(matches!(version("missing", None), Err(ResolveError::UnknownApp(_))));
+        assert!(matches!(
+            version("flat", Some("3")),
+            Err(ResolveError::NoMatch { .. })
+        ));
+        assert!(matches!(
+            version("missing", None),
+            Err(ResolveError::UnknownApp(_))
+        ));
         assert_eq!(
             catalog.app_names(),
             vec!["@team/tool", "flat", "nested", "plain"]

@@ -93,7 +93,10 @@ fn partial_bounds(text: &str) -> Option<(String, Option<String>)> {
             format!(">={major}.{minor}.0"),
             Some(format!("<{major}.{}.0", minor + 1)),
         ),
-        (major, None, _) => (format!(">={major}.0.0"), Some(format!("<{}.0.0", major + 1))),
+        (major, None, _) => (
+            format!(">={major}.0.0"),
+            Some(format!("<{}.0.0", major + 1)),
+        ),
     })
 }
 

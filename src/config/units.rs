@@ -89,10 +89,19 @@ mod tests {
     fn durations_take_seconds_and_units() {
         assert_eq!(parse_duration(&json!(30)), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration(&json!(0.5)), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration(&json!("500ms")), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration(&json!("500ms")),
+            Ok(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration(&json!("5m")), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration(&json!("2d")), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration(&json!("1w")), Ok(Duration::from_secs(604_800)));
+        assert_eq!(
+            parse_duration(&json!("2d")),
+            Ok(Duration::from_secs(172_800))
+        );
+        assert_eq!(
+            parse_duration(&json!("1w")),
+            Ok(Duration::from_secs(604_800))
+        );
         assert_eq!(parse_duration(&json!("45")), Ok(Duration::from_secs(45)));
     }
 

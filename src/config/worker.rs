@@ -101,7 +101,12 @@ impl WorkerConfig {
     /// Builds a config from a parsed file, checking every key and value.
     pub fn from_value(file: &Path, value: &Value) -> Result<Self, ConfigError> {
         let Value::Object(map) = value else {
-            return Err(ConfigError::new(file, "", value, "the config must be an object"));
+            return Err(ConfigError::new(
+                file,
+                "",
+                value,
+                "the config must be an object",
+            ));
         };
         let mut config = WorkerConfig {
             source: Some(file.to_path_buf()),
@@ -125,7 +130,9 @@ impl WorkerConfig {
         let fail = |reason: &str| ConfigError::new(file, key, value, reason);
         match key {
             "entrypoint" => {
-                let text = value.as_str().ok_or_else(|| fail("must be a path string"))?;
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| fail("must be a path string"))?;
                 if text.is_empty() {
                     return Err(fail("must not be empty"));
                 }
@@ -150,7 +157,9 @@ impl WorkerConfig {
                     .filter(|count| *count > 0)
                     .ok_or_else(|| fail("must be a whole number of requests, at least 1"))?;
             }
-            "ephemeral" => self.ephemeral = boolean(value).ok_or_else(|| fail("must be true or false"))?,
+            "ephemeral" => {
+                self.ephemeral = boolean(value).ok_or_else(|| fail("must be true or false"))?
+            }
             "autoInstall" => {
                 self.auto_install = boolean(value).ok_or_else(|| fail("must be true or false"))?
             }
@@ -163,12 +172,16 @@ impl WorkerConfig {
             }
             "publicRoutes" => {
                 if !(value.is_array() || value.is_object()) {
-                    return Err(fail("must be a list of routes or an object of methods to routes"));
+                    return Err(fail(
+                        "must be a list of routes or an object of methods to routes",
+                    ));
                 }
                 self.public_routes = value.clone();
             }
             "proxy" => {
-                let rules = value.as_array().ok_or_else(|| fail("must be a list of rules"))?;
+                let rules = value
+                    .as_array()
+                    .ok_or_else(|| fail("must be a list of rules"))?;
                 self.proxy = rules.clone();
             }
             _ => {}
@@ -194,7 +207,11 @@ fn env_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
             Value::String(text) => text.clone(),
             Value::Number(number) => number.to_string(),
             Value::Bool(flag) => flag.to_string(),
-            _ => return Err(format!("variable {name:?} must be a string, number or boolean")),
+            _ => {
+                return Err(format!(
+                    "variable {name:?} must be a string, number or boolean"
+                ))
+            }
         };
         if text.contains('\0') {
             return Err(format!("variable {name:?} contains a NUL byte"));
@@ -254,20 +271,39 @@ mod tests {
     #[test]
     fn errors_name_file_key_and_value() {
         let error = parse(json!({"ttl": "5 minutes"})).unwrap_err().to_string();
-        assert!(error.starts_with("apps/x/worker.jsonc: key \"ttl\": \"5 minutes\""), "{error}");
+        assert!(
+            error.starts_with("apps/x/worker.jsonc: key \"ttl\": \"5 minutes\""),
+            "{error}"
+        );
         let error = parse(json!({"bogus": 1})).unwrap_err().to_string();
-        assert!(error.contains("key \"bogus\"") && error.contains("unknown key"), "{error}");
+        assert!(
+            error.contains("key \"bogus\"") && error.contains("unknown key"),
+            "{error}"
+        );
         assert!(parse(json!({"maxRequests": 0})).is_err());
     }
 
     #[test]
     fn files_are_found_in_order_of_precedence() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("package.json"), r#"{"workerConfig": {"ttl": 9}}"#).unwrap();
-        assert_eq!(WorkerConfig::load(dir.path()).unwrap().ttl, Duration::from_secs(9));
+        std::fs::write(
+            dir.path().join("package.json"),
+            r#"{"workerConfig": {"ttl": 9}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            WorkerConfig::load(dir.path()).unwrap().ttl,
+            Duration::from_secs(9)
+        );
         std::fs::write(dir.path().join("worker.config.json"), r#"{"ttl": 8}"#).unwrap();
-        assert_eq!(WorkerConfig::load(dir.path()).unwrap().ttl, Duration::from_secs(8));
+        assert_eq!(
+            WorkerConfig::load(dir.path()).unwrap().ttl,
+            Duration::from_secs(8)
+        );
         std::fs::write(dir.path().join("worker.jsonc"), "{ // c\n ttl: 7, }").unwrap();
-        assert_eq!(WorkerConfig::load(dir.path()).unwrap().ttl, Duration::from_secs(7));
+        assert_eq!(
+            WorkerConfig::load(dir.path()).unwrap().ttl,
+            Duration::from_secs(7)
+        );
     }
 }

@@ -183,9 +183,8 @@ impl Connection {
             id
         };
         let _ = self.shared.outgoing.send(out.freeze());
-        let pump = body.map(|body| {
-            tokio::spawn(pump_body(self.shared.clone(), id, body, send_window))
-        });
+        let pump =
+            body.map(|body| tokio::spawn(pump_body(self.shared.clone(), id, body, send_window)));
         Ok(StreamHandle {
             connection: self.clone(),
             id,
@@ -265,10 +264,12 @@ impl StreamHandle {
             }
         }
         self.finished = true;
-        let mut chunks = std::mem::take(&mut self.pending).into_iter().filter_map(|event| match event {
-            StreamEvent::Data(chunk) => Some(chunk),
-            _ => None,
-        });
+        let mut chunks = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|event| match event {
+                StreamEvent::Data(chunk) => Some(chunk),
+                _ => None,
+            });
         let first = chunks.next().unwrap_or_default();
         let rest: Vec<Bytes> = chunks.collect();
         if rest.is_empty() {
@@ -502,7 +503,10 @@ fn dispatch(
         stream: frame.stream,
     };
     match frame.kind {
-        FrameType::Hello | FrameType::Ready | FrameType::Fatal | FrameType::Pong
+        FrameType::Hello
+        | FrameType::Ready
+        | FrameType::Fatal
+        | FrameType::Pong
         | FrameType::Stats => {
             if frame.stream != 0 {
                 return Err(unexpected());
@@ -511,7 +515,10 @@ fn dispatch(
             let _ = control.send(event);
             Ok(())
         }
-        FrameType::Response | FrameType::Data | FrameType::End | FrameType::Error
+        FrameType::Response
+        | FrameType::Data
+        | FrameType::End
+        | FrameType::Error
         | FrameType::Credit => {
             if frame.stream == 0 {
                 return Err(unexpected());
@@ -624,5 +631,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 /// Locks the table; a panic elsewhere while holding it cannot corrupt a plain map,
 /// so a poisoned lock is used as is.
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
-    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

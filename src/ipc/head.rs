@@ -171,7 +171,8 @@ impl ResponseHead {
     /// Checks the head against HTTP rules and the header limits, and builds the
     /// status and header map to answer the client with.
     pub fn into_http(self) -> Result<(StatusCode, HeaderMap), BadResponseHead> {
-        let status = StatusCode::from_u16(self.status).map_err(|_| BadResponseHead::Status(self.status))?;
+        let status =
+            StatusCode::from_u16(self.status).map_err(|_| BadResponseHead::Status(self.status))?;
         if self.headers.len() > MAX_RESPONSE_HEADERS {
             return Err(BadResponseHead::TooMany(self.headers.len()));
         }
@@ -258,14 +259,26 @@ mod tests {
         headers.append("set-cookie", HeaderValue::from_static("a=1"));
         headers.append("set-cookie", HeaderValue::from_static("b=2"));
         let mut out = BytesMut::new();
-        encode_request(&mut out, 3, true, "POST", "http://h/p?q=1", "127.0.0.1", &headers).unwrap();
+        encode_request(
+            &mut out,
+            3,
+            true,
+            "POST",
+            "http://h/p?q=1",
+            "127.0.0.1",
+            &headers,
+        )
+        .unwrap();
         let frame = decode_frame(&mut out).unwrap().unwrap();
         assert_eq!(frame.stream, 3);
         let head = decode_request(frame.payload).unwrap();
         assert!(head.has_body);
         assert_eq!(head.method, "POST");
         assert_eq!(head.url, "http://h/p?q=1");
-        assert_eq!(head.headers[0], ("x-name".into(), Bytes::from_static(b"caf\xe9")));
+        assert_eq!(
+            head.headers[0],
+            ("x-name".into(), Bytes::from_static(b"caf\xe9"))
+        );
         assert_eq!(head.headers.len(), 3);
     }
 
@@ -286,7 +299,9 @@ mod tests {
         let many = ResponseHead {
             has_body: false,
             status: 200,
-            headers: (0..101).map(|i| (format!("x-{i}"), Bytes::from_static(b"v"))).collect(),
+            headers: (0..101)
+                .map(|i| (format!("x-{i}"), Bytes::from_static(b"v")))
+                .collect(),
         };
         assert_eq!(many.into_http(), Err(BadResponseHead::TooMany(101)));
         let long = ResponseHead {
@@ -294,8 +309,15 @@ mod tests {
             status: 200,
             headers: vec![("x-long".into(), Bytes::from(vec![b'a'; 9000]))],
         };
-        assert!(matches!(long.into_http(), Err(BadResponseHead::ValueTooLong(_, 9000))));
-        let bad = ResponseHead { has_body: false, status: 42, headers: vec![] };
+        assert!(matches!(
+            long.into_http(),
+            Err(BadResponseHead::ValueTooLong(_, 9000))
+        ));
+        let bad = ResponseHead {
+            has_body: false,
+            status: 42,
+            headers: vec![],
+        };
         assert_eq!(bad.into_http(), Err(BadResponseHead::Status(42)));
     }
 }

@@ -91,8 +91,8 @@ pub use frame::{
     MAX_PAYLOAD,
 };
 pub use head::{
-    decode_request, decode_response, encode_request, encode_response, BadResponseHead,
-    RequestHead, ResponseHead, FLAG_BODY,
+    decode_request, decode_response, encode_request, encode_response, BadResponseHead, RequestHead,
+    ResponseHead, FLAG_BODY,
 };
 
 /// A child broke the framing rules; the connection cannot be trusted any more.

@@ -103,13 +103,21 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn only_the_base_and_pass_through_names_are_inherited() {
         let (inherited, dropped) = InheritedEnv::from_env(
-            env(&[("PATH", "/bin"), ("LC_ALL", "C"), ("CUSTOM", "x"), ("OTHER", "y")]),
+            env(&[
+                ("PATH", "/bin"),
+                ("LC_ALL", "C"),
+                ("CUSTOM", "x"),
+                ("OTHER", "y"),
+            ]),
             &["CUSTOM".to_owned()],
         );
         let names: Vec<_> = inherited.vars.iter().map(|(n, _)| n.as_str()).collect();
@@ -120,9 +128,20 @@ mod tests {
     #[test]
     fn sensitive_names_are_dropped_and_reported() {
         let names = [
-            "DATABASE_URL", "DB_HOST", "API_KEY", "APIKEY", "SECRET_KEY", "PRIVATE_KEY",
-            "SLACK_TOKEN", "APP_SECRET", "ROOT_PASSWORD", "AWS_REGION", "GITHUB_SHA",
-            "OPENAI_ORG", "ANTHROPIC_BASE", "STRIPE_MODE",
+            "DATABASE_URL",
+            "DB_HOST",
+            "API_KEY",
+            "APIKEY",
+            "SECRET_KEY",
+            "PRIVATE_KEY",
+            "SLACK_TOKEN",
+            "APP_SECRET",
+            "ROOT_PASSWORD",
+            "AWS_REGION",
+            "GITHUB_SHA",
+            "OPENAI_ORG",
+            "ANTHROPIC_BASE",
+            "STRIPE_MODE",
         ];
         let pass: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let pairs: Vec<(String, String)> = pass.iter().map(|n| (n.clone(), "v".into())).collect();

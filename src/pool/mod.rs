@@ -251,7 +251,9 @@ impl Pool {
             }
         };
         let worker = self.start_worker(release, config, entrypoint).await?;
-        worker.try_lease(Some(permit)).ok_or(PoolError::ShuttingDown)
+        worker
+            .try_lease(Some(permit))
+            .ok_or(PoolError::ShuttingDown)
     }
 
     fn insert_slot(&self, dir: &PathBuf) -> Arc<Slot> {
@@ -329,8 +331,10 @@ impl Pool {
 
     /// Snapshots of every live child, oldest first.
     pub fn workers(&self) -> Vec<WorkerSnapshot> {
-        let mut snapshots: Vec<WorkerSnapshot> =
-            lock(&self.live).values().map(|worker| worker.snapshot()).collect();
+        let mut snapshots: Vec<WorkerSnapshot> = lock(&self.live)
+            .values()
+            .map(|worker| worker.snapshot())
+            .collect();
         snapshots.sort_by_key(|snapshot| snapshot.id);
         snapshots
     }
@@ -366,9 +370,15 @@ impl Pool {
         self.shutdown.cancel();
         self.ephemeral_slots.close();
         self.owners.close();
-        if tokio::time::timeout(grace, self.owners.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.owners.wait())
+            .await
+            .is_err()
+        {
             let remaining = self.live_workers();
-            tracing::warn!(children = remaining.len(), "children still running after the grace period; killing them");
+            tracing::warn!(
+                children = remaining.len(),
+                "children still running after the grace period; killing them"
+            );
             for worker in remaining {
                 spawn::signal_group(worker.pid, nix::sys::signal::Signal::SIGKILL);
             }
@@ -391,5 +401,7 @@ impl Drop for WaitGuard<'_> {
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -20,7 +20,10 @@ pub struct StderrTail {
 
 impl StderrTail {
     fn push(&self, line: &str) {
-        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -29,11 +32,18 @@ impl StderrTail {
 
     /// The kept lines joined with ` | `, or a note that there were none.
     pub fn joined(&self) -> String {
-        let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.is_empty() {
             "(no stderr output)".to_owned()
         } else {
-            lines.iter().map(String::as_str).collect::<Vec<_>>().join(" | ")
+            lines
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" | ")
         }
     }
 }
@@ -49,7 +59,13 @@ pub enum Stream {
 
 /// Forwards `reader` line by line to the log, tagged with the app and pid; stderr
 /// lines also go to `tail`. Ends at end of file.
-pub fn forward<R>(reader: R, stream: Stream, app: String, pid: u32, tail: StderrTail) -> JoinHandle<()>
+pub fn forward<R>(
+    reader: R,
+    stream: Stream,
+    app: String,
+    pid: u32,
+    tail: StderrTail,
+) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -65,7 +81,9 @@ where
             let text = String::from_utf8_lossy(&buffer);
             let line = text.trim_end_matches(['\n', '\r']);
             match stream {
-                Stream::Stdout => tracing::info!(target: "child", app = %app, pid, stream = "stdout", "{line}"),
+                Stream::Stdout => {
+                    tracing::info!(target: "child", app = %app, pid, stream = "stdout", "{line}")
+                }
                 Stream::Stderr => {
                     tail.push(line);
                     tracing::warn!(target: "child", app = %app, pid, stream = "stderr", "{line}");

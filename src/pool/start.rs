@@ -126,17 +126,26 @@ impl Launcher {
         let tail = StderrTail::default();
         let mut forwarders = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            forwarders.push(forward(stdout, Stream::Stdout, label.clone(), pid, tail.clone()));
+            forwarders.push(forward(
+                stdout,
+                Stream::Stdout,
+                label.clone(),
+                pid,
+                tail.clone(),
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
-            forwarders.push(forward(stderr, Stream::Stderr, label.clone(), pid, tail.clone()));
+            forwarders.push(forward(
+                stderr,
+                Stream::Stderr,
+                label.clone(),
+                pid,
+                tail.clone(),
+            ));
         }
 
-        let outcome = tokio::time::timeout(
-            self.startup_timeout,
-            handshake(&listener, &mut child),
-        )
-        .await;
+        let outcome =
+            tokio::time::timeout(self.startup_timeout, handshake(&listener, &mut child)).await;
         let timed_out = outcome.is_err();
         let failure = match outcome {
             Ok(Ok((connection, control, bun_version))) => {
@@ -207,7 +216,9 @@ async fn handshake(
             Some(ControlEvent::Hello { bun, .. }) => bun_version = bun,
             Some(ControlEvent::Ready { .. }) => return Ok((connection, control, bun_version)),
             Some(ControlEvent::Fatal(failure)) => return Err(failure.message),
-            Some(ControlEvent::Closed(Some(error))) => return Err(format!("protocol error: {error}")),
+            Some(ControlEvent::Closed(Some(error))) => {
+                return Err(format!("protocol error: {error}"))
+            }
             Some(ControlEvent::Closed(None)) | None => {
                 let status = child.wait().await;
                 return Err(exit_text(status));

@@ -281,7 +281,9 @@ impl Worker {
     }
 
     fn activity(&self) -> MutexGuard<'_, Activity> {
-        self.activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.activity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn end_request(&self) {
@@ -345,7 +347,8 @@ pub(super) async fn own_child(
         if let WorkerState::Retiring(reason) = state {
             break reason;
         }
-        let idle_at = (in_flight == 0 && state != WorkerState::Idle).then(|| last + config.idle_timeout);
+        let idle_at =
+            (in_flight == 0 && state != WorkerState::Idle).then(|| last + config.idle_timeout);
         let ttl_at = (in_flight == 0 && !config.ttl.is_zero()).then(|| last + config.ttl);
         tokio::select! {
             status = child.wait() => {
@@ -441,12 +444,18 @@ async fn retire(
         }
     }
     worker.connection.send_control(FrameType::Terminate, &[]);
-    if tokio::time::timeout(timings.terminate, child.wait()).await.is_ok() {
+    if tokio::time::timeout(timings.terminate, child.wait())
+        .await
+        .is_ok()
+    {
         return finish(worker, reason);
     }
     tracing::warn!(app = %worker.label, pid = worker.pid, "child ignored TERMINATE; sending SIGTERM");
     signal_group(worker.pid, Signal::SIGTERM);
-    if tokio::time::timeout(SIGTERM_GRACE, child.wait()).await.is_ok() {
+    if tokio::time::timeout(SIGTERM_GRACE, child.wait())
+        .await
+        .is_ok()
+    {
         return finish(worker, reason);
     }
     tracing::warn!(app = %worker.label, pid = worker.pid, "child ignored SIGTERM; sending SIGKILL");

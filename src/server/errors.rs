@@ -38,7 +38,9 @@ impl RequestError {
             "error": {"code": self.code, "message": self.message, "requestId": id}
         });
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert("x-request-id", request_id.clone());
+        response
+            .headers_mut()
+            .insert("x-request-id", request_id.clone());
         response
     }
 }
@@ -53,9 +55,11 @@ impl IntoResponse for RequestError {
 impl From<ResolveError> for RequestError {
     fn from(error: ResolveError) -> Self {
         match error {
-            ResolveError::BadRange(_) => {
-                RequestError::new(StatusCode::BAD_REQUEST, "BAD_VERSION_RANGE", error.to_string())
-            }
+            ResolveError::BadRange(_) => RequestError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_VERSION_RANGE",
+                error.to_string(),
+            ),
             _ => RequestError::new(StatusCode::NOT_FOUND, "APP_NOT_FOUND", error.to_string()),
         }
     }
@@ -65,20 +69,26 @@ impl From<PoolError> for RequestError {
     fn from(error: PoolError) -> Self {
         let message = error.to_string();
         match error {
-            PoolError::Config(_) => {
-                RequestError::new(StatusCode::INTERNAL_SERVER_ERROR, "APP_CONFIG_INVALID", message)
-            }
-            PoolError::Entrypoint(_) => {
-                RequestError::new(StatusCode::INTERNAL_SERVER_ERROR, "APP_ENTRYPOINT_INVALID", message)
-            }
+            PoolError::Config(_) => RequestError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "APP_CONFIG_INVALID",
+                message,
+            ),
+            PoolError::Entrypoint(_) => RequestError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "APP_ENTRYPOINT_INVALID",
+                message,
+            ),
             PoolError::Static(_) => RequestError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "STATIC_APP",
                 "static apps are not served by this build",
             ),
-            PoolError::Start(StartError::Timeout { .. }) => {
-                RequestError::new(StatusCode::SERVICE_UNAVAILABLE, "WORKER_START_TIMEOUT", message)
-            }
+            PoolError::Start(StartError::Timeout { .. }) => RequestError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "WORKER_START_TIMEOUT",
+                message,
+            ),
             PoolError::Start(_) => {
                 RequestError::new(StatusCode::BAD_GATEWAY, "WORKER_START_FAILED", message)
             }

@@ -24,7 +24,15 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Response headers that describe one hop's connection, not the message.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
 
 /// The app part of a request path.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +53,11 @@ pub fn split_app_path(path: &str) -> Option<AppPath<'_>> {
     let mut segment_end = trimmed.find('/').unwrap_or(trimmed.len());
     if trimmed.starts_with('@') {
         let after_scope = &trimmed[segment_end..];
-        let next = after_scope.get(1..)?.find('/').map(|at| at + 1).unwrap_or(after_scope.len());
+        let next = after_scope
+            .get(1..)?
+            .find('/')
+            .map(|at| at + 1)
+            .unwrap_or(after_scope.len());
         segment_end += next;
     }
     let segment = percent_decode(&trimmed[..segment_end])?;
@@ -115,7 +127,8 @@ impl RequestIds {
     pub fn pick(&self, headers: &HeaderMap) -> HeaderValue {
         if let Some(value) = headers.get(&X_REQUEST_ID) {
             let bytes = value.as_bytes();
-            if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
+            if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+            {
                 return value.clone();
             }
         }
@@ -140,7 +153,9 @@ pub async fn forward(
     let request_id = state.request_ids.pick(request.headers());
     match forward_inner(&state, client, request, &request_id).await {
         Ok(mut response) => {
-            response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+            response
+                .headers_mut()
+                .insert(X_REQUEST_ID.clone(), request_id);
             response
         }
         Err(error) => error.into_response_with_id(&request_id),
@@ -155,9 +170,16 @@ async fn forward_inner(
 ) -> Result<Response, RequestError> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let app_path = split_app_path(path)
-        .ok_or_else(|| RequestError::new(StatusCode::NOT_FOUND, "APP_NOT_FOUND", "no app in the request path"))?;
-    let release = state.catalog.resolve(&app_path.name, app_path.range.as_deref())?;
+    let app_path = split_app_path(path).ok_or_else(|| {
+        RequestError::new(
+            StatusCode::NOT_FOUND,
+            "APP_NOT_FOUND",
+            "no app in the request path",
+        )
+    })?;
+    let release = state
+        .catalog
+        .resolve(&app_path.name, app_path.range.as_deref())?;
     let lease = state.pool.lease(&release).await?;
     let worker = lease.worker().clone();
 
@@ -175,7 +197,8 @@ async fn forward_inner(
         url.push('?');
         url.push_str(query);
     }
-    let base = HeaderValue::from_str(app_path.base).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    let base =
+        HeaderValue::from_str(app_path.base).unwrap_or_else(|_| HeaderValue::from_static("/"));
     let headers = &mut parts.headers;
     headers.insert(X_BASE.clone(), base);
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
@@ -203,7 +226,11 @@ async fn forward_inner(
             has_body.then_some(body),
         )
         .map_err(|error| {
-            RequestError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HEAD_TOO_LARGE", error.to_string())
+            RequestError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "HEAD_TOO_LARGE",
+                error.to_string(),
+            )
         })?;
 
     let started = Instant::now();
@@ -233,7 +260,10 @@ async fn forward_inner(
             return Err(RequestError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "APP_ERROR",
-                format!("{} failed to handle the request: {}", worker.label, failure.message),
+                format!(
+                    "{} failed to handle the request: {}",
+                    worker.label, failure.message
+                ),
             ));
         }
         ResponseStart::Lost => {
@@ -241,7 +271,10 @@ async fn forward_inner(
             return Err(RequestError::new(
                 StatusCode::BAD_GATEWAY,
                 "WORKER_CRASHED",
-                format!("{} (pid {}) exited before answering", worker.label, worker.pid),
+                format!(
+                    "{} (pid {}) exited before answering",
+                    worker.label, worker.pid
+                ),
             ));
         }
     };
@@ -249,7 +282,11 @@ async fn forward_inner(
         worker.record_error();
         tracing::warn!(app = %worker.label, pid = worker.pid, request_id = ?request_id, %error,
             "child sent a response head that cannot be passed on");
-        RequestError::new(StatusCode::BAD_GATEWAY, "BAD_RESPONSE_HEAD", format!("{}: {error}", worker.label))
+        RequestError::new(
+            StatusCode::BAD_GATEWAY,
+            "BAD_RESPONSE_HEAD",
+            format!("{}: {error}", worker.label),
+        )
     })?;
     for name in HOP_BY_HOP {
         response_headers.remove(*name);
@@ -278,7 +315,10 @@ mod tests {
     #[test]
     fn app_paths_split_into_name_range_base_and_rest() {
         let path = split_app_path("/hello-api@1/users").unwrap();
-        assert_eq!((path.name.as_str(), path.range.as_deref()), ("hello-api", Some("1")));
+        assert_eq!(
+            (path.name.as_str(), path.range.as_deref()),
+            ("hello-api", Some("1"))
+        );
         assert_eq!((path.base, path.rest), ("/hello-api@1", "/users"));
         let path = split_app_path("/hello").unwrap();
         assert_eq!((path.base, path.rest, path.range), ("/hello", "/", None));

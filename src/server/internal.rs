@@ -14,8 +14,16 @@ use super::AppState;
 /// `GET /_/health`: liveness plus readiness in one document.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let ready = state.is_ready();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"status": if ready {"ok"} else {"draining"}, "ready": ready}))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"status": if ready {"ok"} else {"draining"}, "ready": ready})),
+    )
+        .into_response()
 }
 
 /// `GET /_/health/live`: the process answers.
@@ -28,7 +36,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.is_ready() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response()
     }
 }
 

@@ -91,9 +91,14 @@ pub async fn serve(
     match tokio::time::timeout_at(deadline, server).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join_error)) => tracing::error!(%join_error, "server task failed"),
-        Err(_) => tracing::warn!("requests still in flight at the end of the grace period; closing them"),
+        Err(_) => {
+            tracing::warn!("requests still in flight at the end of the grace period; closing them")
+        }
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    state.pool.shutdown(remaining.max(Duration::from_secs(1))).await;
+    state
+        .pool
+        .shutdown(remaining.max(Duration::from_secs(1)))
+        .await;
     Ok(())
 }

@@ -26,7 +26,9 @@ pub fn bun() -> PathBuf {
         let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
             .expect("lock install");
         if !local.exists() {
-            eprintln!("installing the pinned Bun from npm into shim/node_modules (first run only)…");
+            eprintln!(
+                "installing the pinned Bun from npm into shim/node_modules (first run only)…"
+            );
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--prefix"])
                 .arg(repo().join("shim"))
@@ -65,7 +67,10 @@ impl Apps {
 
     /// Copies one fixture app in.
     pub fn add(&self, name: &str) {
-        copy_dir(&repo().join("fixtures/apps").join(name), &self.path().join(name));
+        copy_dir(
+            &repo().join("fixtures/apps").join(name),
+            &self.path().join(name),
+        );
     }
 
     /// Writes (replaces) the app's `worker.jsonc`; `EVIDENCE_DIR` is added to its env.
@@ -183,7 +188,12 @@ impl Supervisor {
 
     /// GET, returning status and body text.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(self.url(path)).send().await.expect("request");
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         (status, response.text().await.expect("body"))
     }
@@ -192,7 +202,9 @@ impl Supervisor {
     pub async fn pid(&self, app: &str) -> u32 {
         let (status, body) = self.get(&format!("/{app}/pid")).await;
         assert_eq!(status, 200, "pid of {app}: {body}");
-        body.trim().parse().unwrap_or_else(|_| panic!("not a pid: {body}"))
+        body.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a pid: {body}"))
     }
 
     /// Whether a log line contains all of `parts`.
@@ -258,7 +270,10 @@ impl Drop for Supervisor {
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,
@@ -282,11 +297,20 @@ pub fn children_of(parent: u32) -> Vec<u32> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                let fields: Vec<&str> = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
                 if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
                     found.push(pid);
                 }
@@ -302,7 +326,12 @@ pub fn zombies_of(parent: u32) -> Vec<u32> {
         .into_iter()
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|stat| stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z"))
+                .map(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next())
+                        == Some("Z")
+                })
                 .unwrap_or(false)
         })
         .collect()
