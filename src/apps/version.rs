@@ -39,7 +39,12 @@ fn translate(set: &str) -> Option<String> {
     }
     let tokens: Vec<&str> = set.split_whitespace().collect();
     if tokens.len() == 3 && tokens[1] == "-" {
-        let low = partial_bounds(tokens[0])?.0;
+        let (major, minor, patch) = partial(tokens[0])?;
+        let low = format!(
+            ">={major}.{}.{}",
+            minor.unwrap_or(0),
+            patch.unwrap_or_else(|| "0".to_owned())
+        );
         let high = match partial(tokens[2])? {
             (major, Some(minor), Some(patch)) => format!("<={major}.{minor}.{patch}"),
             (major, Some(minor), None) => format!("<{major}.{}.0", minor + 1),

@@ -635,3 +635,109 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::head::encode_response;
+    use tokio::io::AsyncWriteExt;
+
+    fn pair() -> (
+        Connection,
+        UnixStream,
+        mpsc::UnboundedReceiver<ControlEvent>,
+    ) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (control_tx, control) = mpsc::unbounded_channel();
+        (Connection::start(ours, control_tx), theirs, control)
+    }
+
+    fn open(connection: &Connection) -> StreamHandle {
+        connection
+            .open_stream::<http_body_util::Empty<Bytes>>(
+                "GET",
+                "http://x/",
+                "",
+                &HeaderMap::new(),
+                None,
+            )
+            .unwrap()
+    }
+
+    async fn send(child: &mut UnixStream, kind: FrameType, stream: u32, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, kind, stream, payload);
+        child.write_all(&out).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_closes_the_connection_and_fails_open_streams() {
+        let (connection, mut child, mut control) = pair();
+        let mut stream = open(&connection);
+        child
+            .write_all(&[5, 0, 0, 0, 0x7f, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        assert_eq!(
+            control.recv().await,
+            Some(ControlEvent::Closed(Some(ProtocolError::UnknownType(0x7f))))
+        );
+        assert!(matches!(stream.response().await, ResponseStart::Lost));
+        assert!(connection.is_closed());
+    }
+
+    #[tokio::test]
+    async fn data_beyond_the_window_is_a_protocol_error() {
+        let (connection, mut child, mut control) = pair();
+        let _stream = open(&connection);
+        let head = ResponseHead {
+            has_body: true,
+            status: 200,
+            headers: vec![],
+        };
+        let mut out = BytesMut::new();
+        encode_response(&mut out, 1, &head).unwrap();
+        child.write_all(&out).await.unwrap();
+        let chunk = vec![0u8; MAX_CHUNK];
+        for _ in 0..(INITIAL_WINDOW as usize / MAX_CHUNK) + 1 {
+            send(&mut child, FrameType::Data, 1, &chunk).await;
+        }
+        assert_eq!(
+            control.recv().await,
+            Some(ControlEvent::Closed(Some(ProtocolError::WindowExceeded(1))))
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_for_streams_never_opened_are_refused_but_late_ones_are_ignored() {
+        let (connection, mut child, mut control) = pair();
+        drop(open(&connection)); // stream 1, cancelled at once
+        send(&mut child, FrameType::End, 1, &[]).await;
+        send(&mut child, FrameType::Pong, 0, &[1, 2, 3, 4, 5, 6, 7, 8]).await;
+        assert_eq!(
+            control.recv().await,
+            Some(ControlEvent::Pong([1, 2, 3, 4, 5, 6, 7, 8]))
+        );
+        send(&mut child, FrameType::End, 9, &[]).await;
+        assert_eq!(
+            control.recv().await,
+            Some(ControlEvent::Closed(Some(ProtocolError::UnknownStream(9))))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handshake_with_another_protocol_version_is_refused() {
+        let (_connection, mut child, mut control) = pair();
+        send(
+            &mut child,
+            FrameType::Hello,
+            0,
+            br#"{"protocol":2,"pid":1,"bun":"x"}"#,
+        )
+        .await;
+        assert_eq!(
+            control.recv().await,
+            Some(ControlEvent::Closed(Some(ProtocolError::Version(2))))
+        );
+    }
+}

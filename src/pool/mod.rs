@@ -148,6 +148,9 @@ struct Slot {
     current: Mutex<Option<Arc<Worker>>>,
     /// Held while a child starts, so concurrent requests start only one.
     start_lock: tokio::sync::Mutex<()>,
+    /// The last failed start, so requests that queued behind it share its error
+    /// instead of each waiting out another start-up.
+    last_failure: Mutex<Option<(Instant, PoolError)>>,
 }
 
 /// The set of live children and the rules for starting and ending them.
@@ -219,11 +222,23 @@ impl Pool {
             Some(slot) => slot,
             None => self.insert_slot(&release.dir),
         };
+        let queued_at = Instant::now();
         let _starting = slot.start_lock.lock().await;
         if let Some(lease) = current_lease(&slot) {
             return Ok(lease);
         }
-        let worker = self.start_worker(release, config, &entrypoint).await?;
+        if let Some((failed_at, error)) = lock(&slot.last_failure).as_ref() {
+            if *failed_at >= queued_at {
+                return Err(error.clone());
+            }
+        }
+        let worker = match self.start_worker(release, config, &entrypoint).await {
+            Ok(worker) => worker,
+            Err(error) => {
+                *lock(&slot.last_failure) = Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
         let lease = worker.try_lease(None);
         *lock(&slot.current) = Some(worker);
         lease.ok_or(PoolError::ShuttingDown)
