@@ -59,3 +59,26 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_version_is_the_one_the_setup_installs() {
+        let package =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shim/package.json"))
+                .unwrap();
+        let package: serde_json::Value = serde_json::from_str(&package).unwrap();
+        assert_eq!(package["devDependencies"]["bun"], PINNED_BUN_VERSION);
+    }
+
+    #[test]
+    fn a_configured_path_that_is_not_executable_is_refused() {
+        let missing = Path::new("/nonexistent/bun");
+        assert_eq!(
+            find_bun(Some(missing)),
+            Err(BunNotFound::Configured(missing.to_path_buf()))
+        );
+    }
+}

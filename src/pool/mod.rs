@@ -175,6 +175,8 @@ pub struct Pool {
     /// Counters for the internal API.
     pub counters: PoolCounters,
     started: Instant,
+    /// Set once a Bun version mismatch has been logged.
+    warned_bun_version: std::sync::atomic::AtomicBool,
 }
 
 impl Pool {
@@ -194,6 +196,7 @@ impl Pool {
             shutdown: CancellationToken::new(),
             counters: PoolCounters::default(),
             started: Instant::now(),
+            warned_bun_version: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -315,6 +318,12 @@ impl Pool {
             }
         };
         self.counters.created.fetch_add(1, Ordering::Relaxed);
+        if started.bun_version != crate::bun::PINNED_BUN_VERSION
+            && !self.warned_bun_version.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(found = %started.bun_version, pinned = crate::bun::PINNED_BUN_VERSION,
+                "children run a Bun version other than the pinned one");
+        }
         tracing::info!(app = %release.label(), pid = started.pid, bun = %started.bun_version,
             startup_ms = started.startup.as_secs_f64() * 1000.0, "child ready");
         let worker = Arc::new(Worker::new(
