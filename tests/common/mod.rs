@@ -26,8 +26,10 @@ pub fn bun() -> PathBuf {
         let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
             .expect("lock install");
         if !local.exists() {
-            eprintln!(
-                "installing the pinned Bun from npm into shim/node_modules (first run only)…"
+            // Written past the test harness's capture so the wait is explained.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Installing the pinned Bun from npm into shim/node_modules (first run only)…"
             );
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--prefix"])
