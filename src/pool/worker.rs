@@ -128,6 +128,7 @@ pub struct Worker {
 
 /// A snapshot of one child for the internal API.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkerSnapshot {
     /// Supervisor-wide id.
     pub id: u64,
@@ -151,7 +152,7 @@ pub struct WorkerSnapshot {
     pub errors: u64,
     /// Mean time to response head, milliseconds.
     pub avg_response_ms: f64,
-    /// Resident set size in bytes from the child's last STATS, 0 if unknown.
+    /// Resident set size in bytes, 0 if unknown.
     pub rss_bytes: u64,
 }
 
@@ -276,7 +277,7 @@ impl Worker {
             } else {
                 self.response_micros.load(Ordering::Relaxed) as f64 / responses as f64 / 1000.0
             },
-            rss_bytes: self.rss.load(Ordering::Relaxed),
+            rss_bytes: resident_bytes(self.pid).unwrap_or_else(|| self.rss.load(Ordering::Relaxed)),
         }
     }
 
@@ -474,6 +475,14 @@ fn finish(worker: &Arc<Worker>, reason: ExitReason) -> ExitReason {
     signal_group(worker.pid, Signal::SIGKILL);
     worker.activity().state = WorkerState::Terminated(reason);
     reason
+}
+
+/// The resident set size of a process, read from `/proc`.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
 }
 
 async fn sleep_opt(deadline: Option<Instant>) {
