@@ -1,7 +1,194 @@
-// Loads the app module and turns it into one request handler with Bun.serve
-// semantics (fetch, routes with fetch fallback, 404 without either).
+// The app side of the shim: the body-kind bookkeeping behind content-type
+// parity, loading the app module, the `server` object and routes dispatch.
 
-import { Router, leafFor, pathOf } from "./routes.js";
+// --- body kinds ---
+// We remember what kind of body each Response was built from, so the shim can
+// (a) send in-memory bodies without stream machinery and (b) add the same
+// implicit content-type that Bun.serve adds on the wire (which JS never sees
+// in res.headers). Bun.serve 1.4.5, for a response without content-type:
+//   non-empty string                         -> text/plain;charset=utf-8
+//   non-empty ArrayBuffer / typed array      -> application/octet-stream
+//   Blob without type, made of ASCII strings -> text/plain;charset=utf-8
+//   any other Blob without type              -> application/octet-stream
+//   ReadableStream from Blob#stream()        -> the blob's type, else octet-stream
+//   a JS ReadableStream / async iterable     -> nothing
+//   a body that is not ours (fetch())        -> application/octet-stream
+//   empty body, 204/205/304, HEAD request    -> nothing
+// On HEAD, Bun also drops a content-type that only came from the body
+// (Blob type, Bun.file, FormData, URLSearchParams), keeping explicit ones.
+
+export const TEXT_PLAIN = "text/plain;charset=utf-8";
+export const OCTET = "application/octet-stream";
+
+// mem: bytes are in memory (read with res.bytes(), no stream);
+// implicit: content-type to add when none is set; headDrop: drop content-type on HEAD.
+function kind(mem, implicit, headDrop) {
+  return Object.freeze({ mem, implicit, headDrop });
+}
+const K_EMPTY = kind(true, null, false);
+const K_TEXT = kind(true, TEXT_PLAIN, false);
+const K_BINARY = kind(true, OCTET, false);
+const K_MEM = kind(true, null, false);
+const K_MEM_TYPED = kind(true, null, true);
+const K_STREAM = kind(false, null, false);
+const K_FILE = kind(false, null, false);
+const K_FILE_TYPED = kind(false, null, true);
+const K_NATIVE_OCTET = kind(false, OCTET, false);
+const K_FOREIGN = kind(false, OCTET, false); // not built through our constructor
+
+const NativeResponse = globalThis.Response;
+const NativeBlob = globalThis.Blob;
+const NativeFile = globalThis.File;
+const NativeReadableStream = globalThis.ReadableStream;
+
+const responseKinds = new WeakMap(); // Response -> kind
+const memBlobs = new WeakMap(); // in-memory Blob -> true when made only of ASCII text
+const nativeStreams = new WeakMap(); // stream from Blob#stream() -> implied content-type
+
+export function kindOf(res) {
+  return responseKinds.get(res) || K_FOREIGN;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+// True when every blob part is an ASCII string or an ASCII-text blob of ours.
+function textParts(parts) {
+  if (parts == null || typeof parts[Symbol.iterator] !== "function") return true;
+  for (const p of parts) {
+    if (typeof p === "string") {
+      if (NON_ASCII.test(p)) return false;
+    } else if (!(p instanceof NativeBlob && memBlobs.get(p) === true)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function hasContentType(init) {
+  const h = init != null ? init.headers : undefined;
+  if (h == null) return false;
+  if (h instanceof Headers) return h.has("content-type");
+  if (Array.isArray(h)) return h.some((p) => String(p[0]).toLowerCase() === "content-type");
+  return Object.keys(h).some((k) => k.toLowerCase() === "content-type");
+}
+
+function classify(body, init) {
+  if (body == null) return K_EMPTY;
+  if (typeof body === "string") return body.length ? K_TEXT : K_EMPTY;
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body) || body instanceof SharedArrayBuffer) {
+    return body.byteLength ? K_BINARY : K_EMPTY;
+  }
+  if (body instanceof NativeBlob) {
+    const text = memBlobs.get(body);
+    if (text === undefined) {
+      // Not built by new Blob/File: Bun.file() or similar, streamed from disk.
+      if (!body.type) return K_NATIVE_OCTET;
+      return hasContentType(init) ? K_FILE : K_FILE_TYPED;
+    }
+    if (body.size === 0) return K_EMPTY;
+    if (body.type) return hasContentType(init) ? K_MEM : K_MEM_TYPED;
+    return text ? K_TEXT : K_BINARY;
+  }
+  if (body instanceof NativeReadableStream) {
+    const implied = nativeStreams.get(body);
+    if (implied === undefined) return K_STREAM;
+    return implied === OCTET ? K_NATIVE_OCTET : kind(false, implied, false);
+  }
+  if (body instanceof FormData || body instanceof URLSearchParams) {
+    return hasContentType(init) ? K_MEM : K_MEM_TYPED;
+  }
+  if (typeof body[Symbol.asyncIterator] === "function") return K_STREAM;
+  return K_TEXT; // other values are stringified by Response
+}
+
+let installed = false;
+
+// Replaces the global Response/Blob/File constructors with transparent proxies
+// (same prototype, instanceof unchanged) that record body kinds. Must run
+// before the app module is imported.
+export function installBodyTracking() {
+  if (installed) return;
+  installed = true;
+
+  globalThis.Response = new Proxy(NativeResponse, {
+    construct(target, args, newTarget) {
+      const res = Reflect.construct(target, args, newTarget);
+      let k = K_FOREIGN;
+      try {
+        k = classify(args[0], args[1]);
+      } catch {} // odd init objects: keep the safe default
+      responseKinds.set(res, k);
+      return res;
+    },
+  });
+
+  const nativeJson = NativeResponse.json;
+  NativeResponse.json = function json(data, init) {
+    const res = nativeJson.call(NativeResponse, data, init);
+    responseKinds.set(res, K_MEM);
+    return res;
+  };
+
+  const nativeClone = NativeResponse.prototype.clone;
+  NativeResponse.prototype.clone = function clone() {
+    const copy = nativeClone.call(this);
+    const k = responseKinds.get(this);
+    if (k !== undefined) responseKinds.set(copy, k);
+    return copy;
+  };
+
+  const blobTrap = {
+    construct(target, args, newTarget) {
+      const blob = Reflect.construct(target, args, newTarget);
+      memBlobs.set(blob, textParts(args[0]));
+      return blob;
+    },
+  };
+  globalThis.Blob = new Proxy(NativeBlob, blobTrap);
+  if (NativeFile !== undefined) globalThis.File = new Proxy(NativeFile, blobTrap);
+
+  const nativeSlice = NativeBlob.prototype.slice;
+  NativeBlob.prototype.slice = function slice(...args) {
+    const part = nativeSlice.apply(this, args);
+    const text = memBlobs.get(this);
+    if (text !== undefined) memBlobs.set(part, text);
+    return part;
+  };
+
+  const nativeStream = NativeBlob.prototype.stream;
+  NativeBlob.prototype.stream = function stream(...args) {
+    const s = nativeStream.apply(this, args);
+    nativeStreams.set(s, this.type || OCTET);
+    return s;
+  };
+}
+
+// Status codes that never carry a body (Bun.serve drops it and adds no type).
+export function isBodyless(status) {
+  return status === 204 || status === 205 || status === 304;
+}
+
+// res.headers as [[name, value], ...]; `dropType` leaves content-type out (the
+// HEAD rule above). Read this before the body: Bun derives a Blob's or FormData's
+// content-type lazily and loses it once the body has been taken.
+export function headerList(res, dropType) {
+  const out = [];
+  for (const pair of res.headers) {
+    if (dropType && pair[0] === "content-type") continue;
+    out.push(pair);
+  }
+  return out;
+}
+
+// Adds Bun.serve's implicit content-type unless the list already has one.
+export function addImplicitType(list, type) {
+  for (let i = 0; i < list.length; i++) if (list[i][0] === "content-type") return;
+  list.push(["content-type", type]);
+}
+
+// --- app loading ---
+// The module becomes one request handler with Bun.serve
+// semantics (fetch, routes with fetch fallback, 404 without either).
 
 // Client address per Request, for server.requestIP().
 export const requestAddresses = new WeakMap();
@@ -54,9 +241,11 @@ export function exportsOf(app) {
 }
 
 // handler(req, stream, url, method) -> whatever the app returns (Response or promise).
-function makeHandler(app, router) {
+// `routing` is the routes.js module when the app has routes.
+function makeHandler(app, router, routing) {
   const hasFetch = typeof app.fetch === "function";
   if (router === null) return (req) => app.fetch(req, server);
+  const { pathOf, leafFor } = routing;
   return (req, st, url, method) => {
     const hit = router.match(pathOf(url));
     if (hit !== null) {
@@ -85,12 +274,14 @@ export async function loadApp(entry) {
   const app = pickApp(mod);
   if (app === null) throw new FatalError(`entrypoint ${entry} exports neither fetch nor routes`);
   let router = null;
+  let routing = null;
   if (app.routes != null && typeof app.routes === "object") {
+    routing = await import("./routes.js"); // only routes apps pay for loading it
     try {
-      router = new Router(app.routes);
+      router = new routing.Router(app.routes);
     } catch (err) {
       throw new FatalError(`entrypoint ${entry} has invalid routes: ${err.message}`, err);
     }
   }
-  return { app, exports: exportsOf(app), handler: makeHandler(app, router) };
+  return { app, exports: exportsOf(app), handler: makeHandler(app, router, routing) };
 }

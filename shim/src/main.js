@@ -3,10 +3,352 @@
 //   BUNTIME_ENTRYPOINT absolute path of the app module
 //   BUNTIME_APP        a label such as "hello@1.0.0"
 // The app import and the connection start together; READY follows both.
+// (Few modules on purpose: each extra module costs startup time.)
 
-import { installBodyTracking } from "./bodykind.js";
-import { Connection } from "./connection.js";
-import { loadApp } from "./app.js";
+import {
+  MAX_CHUNK,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  T,
+  TYPE_NAMES,
+  FrameReader,
+  creditFrame,
+  decodeRequestHead,
+  frame,
+  jsonFrame,
+} from "./protocol.js";
+import { installBodyTracking, loadApp, requestAddresses } from "./app.js";
+import { RequestBody, Stream, errorPayload } from "./stream.js";
+
+// Outgoing frame queue: frames pushed during one tick are written with a single
+// socket.write at the next microtask. Short writes keep the unwritten tail and
+// finish it from the socket's drain handler, so frame order is always kept.
+
+class FrameWriter {
+  constructor() {
+    this.socket = null;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.scheduled = false;
+    this.tail = null; // bytes a short write left over; written before anything queued later
+    this.closed = false;
+    this.idleWaiters = [];
+    this.flush = this.flush.bind(this);
+  }
+
+  attach(socket) {
+    this.socket = socket;
+    if (this.queue.length) this.schedule();
+  }
+
+  // Queues one buffer (a whole frame, or a frame header followed by its payload).
+  push(buf) {
+    if (this.closed) return;
+    this.queue.push(buf);
+    this.queuedBytes += buf.length;
+    if (!this.scheduled) this.schedule();
+  }
+
+  schedule() {
+    this.scheduled = true;
+    queueMicrotask(this.flush);
+  }
+
+  flush() {
+    this.scheduled = false;
+    if (this.socket === null || this.tail !== null || this.queue.length === 0) return;
+    // One buffer per write. A lone entry is always a frame built by the codec (DATA is
+    // queued as header + payload, two entries), so it is never an app-owned buffer
+    // and its tail can be kept without a copy; several entries are concatenated.
+    const data = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue, this.queuedBytes);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.write(data);
+  }
+
+  write(data) {
+    const written = this.socket.write(data);
+    if (written === data.length) {
+      if (this.idleWaiters.length && this.queue.length === 0) this.wakeIdle();
+      return;
+    }
+    if (written < 0) return this.close(); // the socket is gone
+    // Short write: keep what is left for drain.
+    this.tail = data.subarray(written);
+  }
+
+  // The socket is closed: drop what is pending and release idle() waiters.
+  close() {
+    this.closed = true;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.tail = null;
+    this.wakeIdle();
+  }
+
+  // Socket drain handler: finish the tail, then anything queued meanwhile.
+  drain() {
+    if (this.tail === null) return;
+    const tail = this.tail;
+    this.tail = null;
+    this.write(tail);
+    if (this.tail === null && this.queue.length && !this.scheduled) this.flush();
+  }
+
+  // Resolves once everything pushed so far has been handed to the kernel.
+  idle() {
+    if (this.closed || (this.tail === null && this.queue.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  wakeIdle() {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+// The IPC connection: socket handlers, frame dispatch, the stream table and
+// the connection-level messages (HELLO/READY/FATAL, PING, IDLE, TERMINATE, STATS).
+
+const TERMINATE_CAP_MS = 10_000;
+const EXIT_PROTOCOL = 70;
+
+function logError(what, err) {
+  console.error(`[buntime] ${what}:`, err);
+}
+
+// Socket callbacks; socket.data is set to the Connection when the socket opens.
+function socketHandlers(conn) {
+  return {
+    open(socket) {
+      socket.data = conn;
+      conn.open(socket);
+    },
+    data(socket, chunk) {
+      socket.data.receive(chunk);
+    },
+    drain(socket) {
+      socket.data.writer.drain();
+    },
+    end(socket) {
+      socket.data.lost("the supervisor closed the connection");
+    },
+    close(socket) {
+      conn.lost("the connection closed");
+    },
+    error(socket, err) {
+      logError("ipc socket error", err);
+    },
+    connectError(socket, err) {
+      logError(`cannot connect to ${process.env.BUNTIME_IPC_PATH}`, err);
+      process.exit(1);
+    },
+  };
+}
+
+class Connection {
+  constructor() {
+    this.writer = new FrameWriter();
+    this.reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+    this.streams = new Map();
+    this.lastId = 0;
+    this.app = null;
+    this.handler = null;
+    this.early = []; // streams whose REQUEST came before the app was ready
+    this.opened = null; // resolves when the socket is open
+    this.terminating = false;
+  }
+
+  connect(path) {
+    this.opened = new Promise((resolve) => (this.onOpen = resolve));
+    Bun.connect({ unix: path, socket: socketHandlers(this), allowHalfOpen: true }).catch((err) => {
+      logError(`cannot connect to ${path}`, err);
+      process.exit(1);
+    });
+  }
+
+  open(socket) {
+    this.writer.attach(socket);
+    this.writer.push(jsonFrame(T.HELLO, 0, { protocol: PROTOCOL_VERSION, pid: process.pid, bun: Bun.version }));
+    this.onOpen();
+  }
+
+  // The app loaded: announce it and serve requests that arrived early.
+  ready(loaded) {
+    this.app = loaded.app;
+    this.handler = loaded.handler;
+    this.writer.push(jsonFrame(T.READY, 0, { exports: loaded.exports }));
+    const early = this.early;
+    this.early = [];
+    for (const [st, req, url, method] of early) if (!st.done) this.invoke(st, req, url, method);
+  }
+
+  // The app cannot start: FATAL to the supervisor and stderr, then exit 1.
+  async fatal(err) {
+    const payload = errorPayload(err);
+    console.error(`[buntime] ${process.env.BUNTIME_APP ?? "app"}: ${payload.stack || payload.message}`);
+    await this.opened;
+    this.writer.push(jsonFrame(T.FATAL, 0, payload));
+    await this.writer.idle();
+    process.exit(1);
+  }
+
+  lost(why) {
+    this.writer.close();
+    if (this.terminating) return; // finishing onTerminate; exits 0 by itself
+    console.error(`[buntime] ${why}; exiting`);
+    process.exit(1);
+  }
+
+  receive(chunk) {
+    try {
+      this.reader.feed(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      console.error(`[buntime] protocol error from the supervisor: ${err.message}`);
+      process.exit(EXIT_PROTOCOL);
+    }
+  }
+
+  onFrame(type, id, payload) {
+    switch (type) {
+      case T.REQUEST:
+        return this.onRequest(this.streamId(type, id), payload);
+      case T.DATA: {
+        if (payload.length === 0 || payload.length > MAX_CHUNK) throw new ProtocolError(`DATA of ${payload.length} bytes`);
+        const st = this.streams.get(this.streamId(type, id));
+        if (st === undefined) return;
+        if (st.body === null) throw new ProtocolError(`DATA on stream ${id} without a request body`);
+        return st.body.data(payload);
+      }
+      case T.END: {
+        this.empty(type, payload);
+        const st = this.streams.get(this.streamId(type, id));
+        if (st === undefined) return;
+        if (st.body === null) throw new ProtocolError(`END on stream ${id} without a request body`);
+        return st.body.end();
+      }
+      case T.CREDIT: {
+        if (payload.length !== 4) throw new ProtocolError("CREDIT payload is not 4 bytes");
+        const st = this.streams.get(this.streamId(type, id));
+        if (st !== undefined) st.credit(payload.readUInt32LE(0));
+        return;
+      }
+      case T.CANCEL: {
+        this.empty(type, payload);
+        const st = this.streams.get(this.streamId(type, id));
+        if (st !== undefined) st.cancel();
+        return;
+      }
+      case T.PING:
+        this.control(type, id);
+        if (payload.length !== 8) throw new ProtocolError("PING payload is not 8 bytes");
+        return this.writer.push(frame(T.PONG, 0, payload));
+      case T.IDLE:
+        this.control(type, id);
+        this.empty(type, payload);
+        return this.idle();
+      case T.TERMINATE:
+        this.control(type, id);
+        this.empty(type, payload);
+        return void this.terminate();
+      case T.STATS_REQUEST: {
+        this.control(type, id);
+        this.empty(type, payload);
+        const m = process.memoryUsage();
+        const stats = { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
+        return this.writer.push(jsonFrame(T.STATS, 0, stats));
+      }
+      default:
+        throw new ProtocolError(`unexpected frame type 0x${type.toString(16)} ${TYPE_NAMES[type] ?? ""}`.trim());
+    }
+  }
+
+  // Frame-shape checks: stream frames need an id, control frames use stream 0.
+  streamId(type, id) {
+    if (id === 0) throw new ProtocolError(`${TYPE_NAMES[type]} on stream 0`);
+    return id;
+  }
+  control(type, id) {
+    if (id !== 0) throw new ProtocolError(`${TYPE_NAMES[type]} on stream ${id}`);
+  }
+  empty(type, payload) {
+    if (payload.length !== 0) throw new ProtocolError(`${TYPE_NAMES[type]} with a payload`);
+  }
+
+  onRequest(id, payload) {
+    if (id <= this.lastId) throw new ProtocolError(`REQUEST reuses stream ${id}`);
+    this.lastId = id;
+    const head = decodeRequestHead(payload);
+    const st = new Stream(this, id, head.method === "HEAD");
+    this.streams.set(id, st);
+    let body = null;
+    if (head.body) {
+      st.body = new RequestBody((n) => {
+        if (!st.done) this.writer.push(creditFrame(id, n));
+      });
+      body = st.body.stream;
+    }
+    let req;
+    try {
+      req = new Request(head.url, { method: head.method, headers: head.headers, body, signal: st.abort.signal });
+    } catch (err) {
+      return st.sendError(err);
+    }
+    if (head.address) requestAddresses.set(req, head.address);
+    if (this.handler === null) this.early.push([st, req, head.url, head.method]);
+    else this.invoke(st, req, head.url, head.method);
+  }
+
+  invoke(st, req, url, method) {
+    let result;
+    try {
+      result = this.handler(req, st, url, method);
+    } catch (err) {
+      return st.sendError(err);
+    }
+    st.respond(result);
+  }
+
+  // IDLE: call onIdle() once; its errors only go to stderr.
+  idle() {
+    const app = this.app;
+    if (app === null || typeof app.onIdle !== "function") return;
+    try {
+      const r = app.onIdle();
+      if (r != null && typeof r.then === "function") r.then(undefined, (err) => logError("onIdle failed", err));
+    } catch (err) {
+      logError("onIdle failed", err);
+    }
+  }
+
+  // TERMINATE: await onTerminate() (at most 10 s), flush our frames, exit 0.
+  async terminate() {
+    if (this.terminating) return;
+    this.terminating = true;
+    const app = this.app;
+    if (app !== null && typeof app.onTerminate === "function") {
+      let timer;
+      const cap = new Promise((resolve) => {
+        timer = setTimeout(() => {
+          console.error("[buntime] onTerminate did not finish within 10 s");
+          resolve();
+        }, TERMINATE_CAP_MS);
+      });
+      try {
+        await Promise.race([Promise.resolve().then(() => app.onTerminate()), cap]);
+      } catch (err) {
+        logError("onTerminate failed", err);
+      }
+      clearTimeout(timer);
+    }
+    await this.writer.idle();
+    process.exit(0);
+  }
+}
+
+// --- startup ---
 
 const env = process.env;
 const entry = env.BUNTIME_ENTRYPOINT;

@@ -1,8 +1,9 @@
-// One request stream: its abort signal, request body, and the sending of the
-// app's response (head, DATA within the window, END) or of an ERROR.
+// One request stream: its abort signal, its request body (a ReadableStream fed
+// by DATA frames, with credit granted as the app reads), and the sending of
+// the app's response (head, DATA within the window, END) or of an ERROR.
 
-import { INITIAL_WINDOW, MAX_CHUNK, T, header, jsonFrame, responseFrame, frame } from "./protocol.js";
-import { addImplicitType, headerList, isBodyless, kindOf } from "./bodykind.js";
+import { INITIAL_WINDOW, MAX_CHUNK, ProtocolError, T, frame, header, jsonFrame, responseFrame } from "./protocol.js";
+import { addImplicitType, headerList, isBodyless, kindOf } from "./app.js";
 
 const NativeResponse = Response;
 const noop = () => {};
@@ -245,5 +246,116 @@ export class Stream {
   // Releases a response that will not be sent (bodyless status, or already cancelled).
   discard(res) {
     if (!kindOf(res).mem && res.body !== null && !res.body.locked) res.body.cancel().then(noop, noop);
+  }
+}
+
+// Request body: a ReadableStream fed by DATA frames. Chunks wait in a small
+// queue until the app reads them, and CREDIT is granted only for bytes handed
+// to the app (batched), so the supervisor never sends more than the app takes.
+
+export class RequestBody {
+  // grant(n): send CREDIT for n bytes on this stream.
+  constructor(grant) {
+    this.grant = grant;
+    this.queue = []; // chunks not yet read by the app, from index `next` on
+    this.next = 0;
+    this.controller = null;
+    this.waiting = false; // the app has a read pending and nothing was queued
+    this.ended = false; // END received
+    this.closed = false; // stream closed, errored or cancelled by the app
+    this.discard = false; // the app gave up on the body: just grant credit
+    this.window = INITIAL_WINDOW; // bytes the supervisor may still send
+    this.consumed = 0; // handed to the app, not yet granted
+    this.stream = new ReadableStream(
+      {
+        start: (c) => {
+          this.controller = c;
+        },
+        pull: () => this.pull(),
+        cancel: () => this.cancelled(),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  data(chunk) {
+    if (this.ended) throw new ProtocolError("DATA after END");
+    if (chunk.length > this.window) throw new ProtocolError("DATA beyond the window");
+    this.window -= chunk.length;
+    if (this.discard) return this.give(chunk.length);
+    if (this.waiting) {
+      this.waiting = false;
+      this.controller.enqueue(chunk);
+      this.give(chunk.length);
+    } else {
+      this.queue.push(chunk);
+    }
+  }
+
+  queued() {
+    return this.queue.length - this.next;
+  }
+
+  end() {
+    if (this.ended) throw new ProtocolError("END twice");
+    this.ended = true;
+    if (!this.closed && this.queued() === 0) this.close();
+  }
+
+  // The app wants more: hand over one queued chunk, or wait for the next DATA.
+  pull() {
+    if (this.queued() === 0) {
+      this.waiting = true;
+      return;
+    }
+    const chunk = this.queue[this.next];
+    this.queue[this.next++] = undefined;
+    if (this.next === this.queue.length) {
+      this.queue = [];
+      this.next = 0;
+    }
+    this.controller.enqueue(chunk);
+    this.give(chunk.length);
+    if (this.ended && this.queued() === 0) this.close();
+  }
+
+  // Counts bytes handed on; grants when a batch is full or nothing is left queued.
+  give(n) {
+    this.consumed += n;
+    if (this.ended) return;
+    if (this.consumed >= MAX_CHUNK || this.queued() === 0) {
+      this.window += this.consumed;
+      this.grant(this.consumed);
+      this.consumed = 0;
+    }
+  }
+
+  close() {
+    this.closed = true;
+    try {
+      this.controller.close();
+    } catch {}
+  }
+
+  // The stream is gone (cancel, or the request was aborted): stop buffering.
+  fail(reason) {
+    if (this.closed) return;
+    this.closed = true;
+    this.discard = true;
+    this.queue = [];
+    this.next = 0;
+    try {
+      this.controller.error(reason);
+    } catch {}
+  }
+
+  cancelled() {
+    this.closed = true;
+    this.discard = true;
+    let dropped = 0;
+    for (let i = this.next; i < this.queue.length; i++) dropped += this.queue[i].length;
+    this.queue = [];
+    this.next = 0;
+    if (dropped) this.give(dropped);
   }
 }

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FrameReader } from "../src/reader.js";
+import { FrameReader } from "../src/protocol.js";
 import { T, TYPE_NAMES, creditFrame, decodeResponseHead, frame, requestFrame } from "../src/protocol.js";
 
 export const SHIM_MAIN = join(import.meta.dir, "..", "src", "main.js");

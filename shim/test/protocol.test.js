@@ -13,12 +13,12 @@ import {
   decodeFrame,
   decodeRequestHead,
   decodeResponseHead,
+  FrameReader,
   frame,
   jsonFrame,
   requestFrame,
   responseFrame,
 } from "../src/protocol.js";
-import { FrameReader } from "../src/reader.js";
 
 describe("vectors.json", () => {
   test("has at least 15 vectors covering every frame type", () => {

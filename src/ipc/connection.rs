@@ -180,9 +180,10 @@ impl Connection {
                     },
                 );
             }
+            // Queued under the lock so the child sees stream ids in increasing order.
+            let _ = self.shared.outgoing.send(out.freeze());
             id
         };
-        let _ = self.shared.outgoing.send(out.freeze());
         let pump =
             body.map(|body| tokio::spawn(pump_body(self.shared.clone(), id, body, send_window)));
         Ok(StreamHandle {
@@ -723,6 +724,43 @@ mod tests {
             control.recv().await,
             Some(ControlEvent::Closed(Some(ProtocolError::UnknownStream(9))))
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_child_sees_stream_ids_in_increasing_order_under_concurrency() {
+        let (connection, mut child, _control) = pair();
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    let mut handles = Vec::new();
+                    for _ in 0..250 {
+                        handles.push(open(&connection));
+                        tokio::task::yield_now().await;
+                    }
+                    handles
+                })
+            })
+            .collect();
+        let mut handles = Vec::new();
+        for opener in openers {
+            handles.extend(opener.await.unwrap());
+        }
+        let mut buffer = BytesMut::new();
+        let mut last = 0;
+        let mut seen = 0;
+        while seen < 2000 {
+            tokio::io::AsyncReadExt::read_buf(&mut child, &mut buffer)
+                .await
+                .unwrap();
+            while let Some(frame) = decode_frame(&mut buffer).unwrap() {
+                assert_eq!(frame.kind, FrameType::Request);
+                assert!(frame.stream > last, "stream {} after {last}", frame.stream);
+                last = frame.stream;
+                seen += 1;
+            }
+        }
+        drop(handles);
     }
 
     #[tokio::test]

@@ -3,8 +3,19 @@ import { cases } from "./ct-cases.js";
 
 const enc = new TextEncoder();
 let idleCalls = 0;
-let lastAbort = "none";
-const waiters = [];
+const events = new Map(); // name -> what happened (for tests to ask about)
+const eventWaiters = new Map(); // name -> [resolve]
+
+function record(name, what) {
+  events.set(name, what);
+  for (const w of eventWaiters.get(name) ?? []) w();
+  eventWaiters.delete(name);
+}
+
+function eventually(name) {
+  if (events.has(name)) return Promise.resolve();
+  return new Promise((r) => eventWaiters.set(name, [...(eventWaiters.get(name) ?? []), r]));
+}
 
 // `total` bytes where byte i is i & 0xff, in 100 KiB chunks (a multiple of 256).
 function bigStream(total) {
@@ -69,8 +80,8 @@ export default {
             await Bun.sleep(2);
             c.enqueue(enc.encode(`tick ${chunks++}\n`));
           },
-          cancel(reason) {
-            lastAbort = `stream cancelled after ${chunks} chunks`;
+          cancel() {
+            record("endless", `stream cancelled after ${chunks} chunks`);
           },
         }),
       );
@@ -79,15 +90,16 @@ export default {
       // resolves only when the request is aborted (CANCEL)
       return new Promise((resolve) => {
         req.signal.addEventListener("abort", () => {
-          lastAbort = `signal aborted: ${req.signal.reason?.name}`;
-          for (const w of waiters.splice(0)) w();
+          record("abort", `signal aborted: ${req.signal.reason?.name}`);
           resolve(new Response("aborted"));
         });
       });
     }
-    if (p === "/last-abort") {
-      if (url.searchParams.has("wait") && lastAbort === "none") await new Promise((r) => waiters.push(r));
-      return new Response(lastAbort);
+    if (p === "/event") {
+      // what happened under `name`, waiting for it first
+      const name = url.searchParams.get("name");
+      await eventually(name);
+      return new Response(events.get(name));
     }
     if (p === "/upload") {
       // reads the body slowly, reporting sizes seen
