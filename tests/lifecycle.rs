@@ -3,6 +3,9 @@
 
 mod common;
 
+/// How long a test waits for a log line to be read from the supervisor's stderr.
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 use std::time::Duration;
 
 use common::{eventually, process_alive, Apps, Supervisor};
@@ -14,11 +17,18 @@ async fn a_child_without_ready_in_time_fails_with_503_and_a_log_line() {
     let (status, body) = supervisor.get("/never-ready/").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("WORKER_START_TIMEOUT"), "{body}");
-    assert!(supervisor.logged(&[
-        "child failed to start",
-        "never-ready@1.0.0",
-        "start-up timeout"
-    ]));
+    assert!(
+        supervisor
+            .wait_for_log(
+                &[
+                    "child failed to start",
+                    "never-ready@1.0.0",
+                    "start-up timeout"
+                ],
+                LOG_WAIT
+            )
+            .await
+    );
 }
 
 #[tokio::test]
@@ -27,7 +37,18 @@ async fn apps_that_cannot_load_fail_with_502_and_their_stderr_in_the_log() {
     let supervisor = Supervisor::start(&apps, &[]);
     let (status, body) = supervisor.get("/syntax-error/").await;
     assert_eq!(status, 502, "{body}");
-    assert!(supervisor.logged(&["child failed to start", "syntax-error@1.0.0", "stderr="]));
+    assert!(
+        body.contains(r#"Expected \")\" but found"#),
+        "the parse error is named: {body}"
+    );
+    assert!(
+        supervisor
+            .wait_for_log(
+                &["child failed to start", "syntax-error@1.0.0", "stderr="],
+                LOG_WAIT
+            )
+            .await
+    );
     let (status, body) = supervisor.get("/no-handler/").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("exports neither fetch nor routes"), "{body}");
@@ -166,7 +187,11 @@ async fn a_request_past_its_timeout_gets_504_and_a_hung_child_is_replaced() {
         "hung child killed"
     );
     assert_ne!(supervisor.pid("hang").await, pid);
-    assert!(supervisor.logged(&["did not answer a health probe", "hang@1.0.0"]));
+    assert!(
+        supervisor
+            .wait_for_log(&["did not answer a health probe", "hang@1.0.0"], LOG_WAIT)
+            .await
+    );
 }
 
 #[tokio::test]
@@ -179,7 +204,11 @@ async fn a_crash_answers_502_and_the_next_request_gets_a_fresh_child() {
     assert!(body.contains("requestId"), "{body}");
     let next = supervisor.pid("crash").await;
     assert_ne!(next, pid);
-    assert!(supervisor.logged(&["child exited unexpectedly", "crash@1.0.0"]));
+    assert!(
+        supervisor
+            .wait_for_log(&["child exited unexpectedly", "crash@1.0.0"], LOG_WAIT)
+            .await
+    );
 }
 
 #[tokio::test]
@@ -283,11 +312,18 @@ async fn a_child_that_breaks_the_protocol_is_killed_and_replaced() {
         "the child is killed"
     );
     let pid_text = pid.to_string();
-    assert!(supervisor.logged(&[
-        "protocol error from child",
-        "protocol-breaker@1.0.0",
-        &pid_text,
-        "unknown frame type 0x7f"
-    ]));
+    assert!(
+        supervisor
+            .wait_for_log(
+                &[
+                    "protocol error from child",
+                    "protocol-breaker@1.0.0",
+                    &pid_text,
+                    "unknown frame type 0x7f"
+                ],
+                LOG_WAIT
+            )
+            .await
+    );
     assert_ne!(supervisor.pid("protocol-breaker").await, pid);
 }

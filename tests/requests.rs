@@ -3,6 +3,9 @@
 
 mod common;
 
+/// How long a test waits for a log line to be read from the supervisor's stderr.
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 use std::time::Duration;
 
 use common::{eventually, rss_bytes, Apps, Supervisor};
@@ -441,7 +444,14 @@ async fn a_throwing_handler_answers_500_and_the_child_keeps_serving() {
     let (status, body) = supervisor.get("/throws/async").await;
     assert_eq!(status, 500);
     assert!(body.contains("async boom"), "{body}");
-    assert!(supervisor.logged(&["app handler failed", "throws@1.0.0", "boom from throws"]));
+    assert!(
+        supervisor
+            .wait_for_log(
+                &["app handler failed", "throws@1.0.0", "boom from throws"],
+                LOG_WAIT
+            )
+            .await
+    );
     assert_eq!(supervisor.pid("throws").await, pid);
 }
 
@@ -460,7 +470,14 @@ async fn children_get_the_app_env_but_never_secret_looking_variables() {
     assert_eq!(env["SECRET_TOKEN"], serde_json::Value::Null);
     assert_eq!(env["DATABASE_URL"], serde_json::Value::Null);
     assert_eq!(env["PATH_SET"], true);
-    assert!(supervisor.logged(&["DATABASE_URL, SECRET_TOKEN", "look like secrets"]));
+    assert!(
+        supervisor
+            .wait_for_log(
+                &["DATABASE_URL, SECRET_TOKEN", "look like secrets"],
+                LOG_WAIT
+            )
+            .await
+    );
 }
 
 #[tokio::test]

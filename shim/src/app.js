@@ -262,13 +262,24 @@ function makeHandler(app, router, routing) {
   };
 }
 
+// One build or resolve error as "message (file:line:column)".
+function describeBuildError(error) {
+  const message = error && error.message ? error.message : String(error);
+  const at = error && error.position;
+  return at && at.file ? `${message} (${at.file}:${at.line}:${at.column})` : message;
+}
+
 // Imports the entrypoint -> {app, exports, handler}; throws FatalError.
 export async function loadApp(entry) {
   let mod;
   try {
     mod = await import(entry);
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
+    let detail = err instanceof Error ? err.message : String(err);
+    // Build failures arrive as an aggregate; the individual messages say what is wrong.
+    if (err && Array.isArray(err.errors) && err.errors.length > 0) {
+      detail += ": " + err.errors.map((e) => describeBuildError(e)).join("; ");
+    }
     throw new FatalError(`entrypoint ${entry} failed to load: ${detail}`, err);
   }
   const app = pickApp(mod);

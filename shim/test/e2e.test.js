@@ -335,11 +335,14 @@ describe("fetch app", () => {
 });
 
 describe("lifecycle", () => {
-  test("class app: fetch runs with `this` bound", async () => {
+  test("class app: fetch runs with `this` bound; its output is flushed at TERMINATE", async () => {
     const s = new FakeSupervisor();
     try {
       await s.ready("class-app.js");
       expect((await s.fetch(1, "/")).text).toBe("hi from a class");
+      s.sendFrame(T.TERMINATE, 0);
+      expect(await s.exited()).toBe(0);
+      expect(s.stdout).toBe("class app terminating\n");
     } finally {
       await s.stop();
     }

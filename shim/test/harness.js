@@ -20,6 +20,7 @@ export class FakeSupervisor {
     this.socket = null;
     this.pending = []; // unwritten bytes after a short write, in order
     this.closed = false;
+    this.stdout = "";
     this.stderr = "";
     this.chunks = 0; // data events seen; each frame records the one it completed in
     this.reader = new FrameReader((type, stream, payload) => {
@@ -59,10 +60,13 @@ export class FakeSupervisor {
         BUNTIME_APP: "test@1.0.0",
         ...extraEnv,
       },
-      stdout: "inherit",
+      stdout: "pipe",
       stderr: "pipe",
     });
-    this.stderrDone = new Response(this.proc.stderr).text().then((t) => (this.stderr = t));
+    this.stderrDone = Promise.all([
+      new Response(this.proc.stdout).text().then((t) => (this.stdout = t)),
+      new Response(this.proc.stderr).text().then((t) => (this.stderr = t)),
+    ]);
     return this;
   }
 
