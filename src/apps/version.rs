@@ -47,8 +47,8 @@ fn translate(set: &str) -> Option<String> {
         );
         let high = match partial(tokens[2])? {
             (major, Some(minor), Some(patch)) => format!("<={major}.{minor}.{patch}"),
-            (major, Some(minor), None) => format!("<{major}.{}.0", minor + 1),
-            (major, None, _) => format!("<{}.0.0", major + 1),
+            (major, Some(minor), None) => format!("<{major}.{}.0", minor.checked_add(1)?),
+            (major, None, _) => format!("<{}.0.0", major.checked_add(1)?),
         };
         return Some(format!("{low}, {high}"));
     }
@@ -96,11 +96,11 @@ fn partial_bounds(text: &str) -> Option<(String, Option<String>)> {
         (major, Some(minor), Some(patch)) => (format!("={major}.{minor}.{patch}"), None),
         (major, Some(minor), None) => (
             format!(">={major}.{minor}.0"),
-            Some(format!("<{major}.{}.0", minor + 1)),
+            Some(format!("<{major}.{}.0", minor.checked_add(1)?)),
         ),
         (major, None, _) => (
             format!(">={major}.0.0"),
-            Some(format!("<{}.0.0", major + 1)),
+            Some(format!("<{}.0.0", major.checked_add(1)?)),
         ),
     })
 }
@@ -135,6 +135,21 @@ mod tests {
         assert!(matches("1.0.0 - 1.5", "1.5.9"));
         assert!(matches("1 || 3", "3.1.0"));
         assert!(matches("v1", "v1.0.0"));
+    }
+
+    #[test]
+    fn absurd_ranges_from_clients_are_refused_not_panicked_on() {
+        for range in [
+            "18446744073709551615",
+            "1.18446744073709551615",
+            "1 - 18446744073709551615.x",
+            "%%",
+            "^",
+            "1.2.3.4.5",
+        ] {
+            let _ = NpmRange::parse(range);
+        }
+        assert!(NpmRange::parse("18446744073709551615").is_none());
     }
 
     #[test]
