@@ -11,8 +11,8 @@ pub fn parse_duration(value: &Value) -> Result<Duration, String> {
         Value::Number(number) => number
             .as_f64()
             .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| "is not a non-negative number of seconds".to_owned()),
+            .ok_or_else(|| "is not a non-negative number of seconds".to_owned())
+            .and_then(bounded_seconds),
         Value::String(text) => parse_duration_text(text),
         _ => Err("is not a duration (a number of seconds or a string like \"30s\")".to_owned()),
     }
@@ -40,7 +40,17 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(amount * seconds_per_unit))
+    bounded_seconds(amount * seconds_per_unit)
+}
+
+/// Longest duration accepted anywhere: ten years.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
+
+fn bounded_seconds(seconds: f64) -> Result<Duration, String> {
+    if seconds > MAX_SECONDS {
+        return Err("is longer than ten years".to_owned());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Reads a size in bytes: a number, or a string such as `512kb`, `10mb`, `1gb`.
@@ -111,6 +121,8 @@ mod tests {
         assert!(error.contains("try \"30s\""), "{error}");
         assert!(parse_duration(&json!(-1)).is_err());
         assert!(parse_duration(&json!(true)).is_err());
+        assert!(parse_duration(&json!(1e300)).is_err());
+        assert!(parse_duration(&json!("1e300w")).is_err());
     }
 
     #[test]
