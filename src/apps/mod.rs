@@ -6,6 +6,7 @@
 //! served as its only, unversioned release.
 
 mod entrypoint;
+mod setup;
 mod version;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use semver::Version;
 use tokio::time::Instant;
 
 pub use entrypoint::{resolve as resolve_entrypoint, Entrypoint, EntrypointError};
+pub use setup::{ReleaseSetup, SetupCache, SetupError};
 pub use version::{parse_version, NpmRange};
 
 /// How long a resolved route is trusted before the app dirs are read again.
@@ -67,6 +69,8 @@ pub struct AppCatalog {
     app_dirs: Vec<PathBuf>,
     /// Resolved (name, range) pairs and when they were resolved.
     cache: RwLock<HashMap<RouteKey, (Instant, Arc<AppRelease>)>>,
+    /// Configs and entrypoints of releases.
+    setups: SetupCache,
 }
 
 impl AppCatalog {
@@ -75,7 +79,21 @@ impl AppCatalog {
         AppCatalog {
             app_dirs,
             cache: RwLock::new(HashMap::new()),
+            setups: SetupCache::default(),
         }
+    }
+
+    /// The config and entrypoint of a release.
+    pub fn setup(&self, release: &AppRelease) -> Result<Arc<ReleaseSetup>, SetupError> {
+        self.setups.get(release)
+    }
+
+    /// Forgets cached resolutions and setups, after apps were added or removed.
+    pub fn invalidate(&self) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
+        self.setups.clear();
     }
 
     /// The app dirs searched.

@@ -48,8 +48,8 @@ pub use env::InheritedEnv;
 pub use start::Launcher;
 pub use worker::{ExitReason, Lease, RetireTimings, Worker, WorkerSnapshot, WorkerState};
 
-use crate::apps::{resolve_entrypoint, AppRelease, Entrypoint, EntrypointError};
-use crate::config::{ConfigError, WorkerConfig};
+use crate::apps::AppRelease;
+use crate::config::WorkerConfig;
 
 /// A child could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,15 +91,6 @@ pub enum StartError {
 /// Why the pool could not lease a child.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
-    /// The app's config is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The app has no usable entrypoint.
-    #[error(transparent)]
-    Entrypoint(#[from] EntrypointError),
-    /// The app is a static site; it has no child.
-    #[error("app is static")]
-    Static(PathBuf),
     /// Starting a child failed.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -200,8 +191,14 @@ impl Pool {
         })
     }
 
-    /// Leases a child of `release`, starting one if needed.
-    pub async fn lease(self: &Arc<Self>, release: &Arc<AppRelease>) -> Result<Lease, PoolError> {
+    /// Leases a child of `release`, starting one if needed with `config` and the
+    /// module `entrypoint`.
+    pub async fn lease(
+        self: &Arc<Self>,
+        release: &Arc<AppRelease>,
+        config: &Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) -> Result<Lease, PoolError> {
         if self.shutdown.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
@@ -213,13 +210,9 @@ impl Pool {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let config = Arc::new(WorkerConfig::load(&release.dir)?);
-        let entrypoint = match resolve_entrypoint(&release.dir, config.entrypoint.as_deref())? {
-            Entrypoint::Module(path) => path,
-            Entrypoint::Static(path) => return Err(PoolError::Static(path)),
-        };
+        let config = config.clone();
         if config.ephemeral {
-            return self.lease_ephemeral(release, config, &entrypoint).await;
+            return self.lease_ephemeral(release, config, entrypoint).await;
         }
         let slot = match slot {
             Some(slot) => slot,
@@ -235,7 +228,7 @@ impl Pool {
                 return Err(error.clone());
             }
         }
-        let worker = match self.start_worker(release, config, &entrypoint).await {
+        let worker = match self.start_worker(release, config, entrypoint).await {
             Ok(worker) => worker,
             Err(error) => {
                 *lock(&slot.last_failure) = Some((Instant::now(), error.clone()));

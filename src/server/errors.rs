@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use crate::apps::ResolveError;
+use crate::apps::{ResolveError, SetupError};
 use crate::pool::{PoolError, StartError};
 
 /// A request that ends in an error response.
@@ -65,25 +65,28 @@ impl From<ResolveError> for RequestError {
     }
 }
 
-impl From<PoolError> for RequestError {
-    fn from(error: PoolError) -> Self {
+impl From<SetupError> for RequestError {
+    fn from(error: SetupError) -> Self {
         let message = error.to_string();
         match error {
-            PoolError::Config(_) => RequestError::new(
+            SetupError::Config(_) => RequestError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "APP_CONFIG_INVALID",
                 message,
             ),
-            PoolError::Entrypoint(_) => RequestError::new(
+            SetupError::Entrypoint(_) => RequestError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "APP_ENTRYPOINT_INVALID",
                 message,
             ),
-            PoolError::Static(_) => RequestError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "STATIC_APP",
-                "static apps are not served by this build",
-            ),
+        }
+    }
+}
+
+impl From<PoolError> for RequestError {
+    fn from(error: PoolError) -> Self {
+        let message = error.to_string();
+        match error {
             PoolError::Start(StartError::Timeout { .. }) => RequestError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "WORKER_START_TIMEOUT",

@@ -14,7 +14,9 @@ use http_body::Body as _;
 use tokio::time::Instant;
 
 use super::errors::RequestError;
+use super::static_files::{self, StaticRequest};
 use super::AppState;
+use crate::apps::Entrypoint;
 use crate::ipc::ResponseStart;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -180,7 +182,26 @@ async fn forward_inner(
     let release = state
         .catalog
         .resolve(&app_path.name, app_path.range.as_deref())?;
-    let lease = state.pool.lease(&release).await?;
+    let setup = state.catalog.setup(&release)?;
+    let entrypoint = match &setup.entrypoint {
+        Entrypoint::Module(path) => path,
+        Entrypoint::Static(entry) => {
+            let root = entry.parent().unwrap_or(entry);
+            return Ok(static_files::serve(StaticRequest {
+                root,
+                entry,
+                method: &parts.method,
+                path: app_path.rest,
+                base: app_path.base,
+                headers: &parts.headers,
+            })
+            .await);
+        }
+    };
+    let lease = state
+        .pool
+        .lease(&release, &setup.config, entrypoint)
+        .await?;
     let worker = lease.worker().clone();
 
     let host = parts

@@ -1,8 +1,10 @@
 //! The HTTP front door: routes, the internal API, and graceful shutdown.
 
+mod deployments;
 mod errors;
 mod forward;
 mod internal;
+mod static_files;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_/metrics", get(internal::metrics))
         .route("/_/stats", get(internal::stats))
         .route("/_/apps", get(internal::apps))
+        .merge(deployments::routes())
         .fallback(forward::forward)
         .with_state(state)
 }
