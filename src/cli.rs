@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::parse_duration_text;
+use crate::config::{parse_duration_text, parse_size_text};
 
 /// Runs many Bun web apps on one host, each in its own `bun` process.
 #[derive(Debug, Parser)]
@@ -84,6 +84,14 @@ pub struct RunArgs {
     #[arg(long, env = "RUNTIME_PASS_ENV", value_delimiter = ',')]
     pub pass_env: Vec<String>,
 
+    /// Request body limit for apps that set no `maxBodySize` (e.g. `10mb`).
+    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE", default_value = "10mb", value_parser = size)]
+    pub max_body_size: u64,
+
+    /// Largest request body any app may accept, whatever its `maxBodySize`.
+    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE_CEILING", default_value = "100mb", value_parser = size)]
+    pub max_body_size_ceiling: u64,
+
     /// Directory for the shim and the children's sockets (default: a fresh one
     /// under `$XDG_RUNTIME_DIR` or `/tmp`).
     #[arg(long, env = "RUNTIME_DIR")]
@@ -92,4 +100,8 @@ pub struct RunArgs {
 
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration_text(text)
+}
+
+fn size(text: &str) -> Result<u64, String> {
+    parse_size_text(text)
 }

@@ -12,7 +12,7 @@ use crate::apps::AppCatalog;
 use crate::bun::{find_bun, BunNotFound};
 use crate::cli::RunArgs;
 use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
-use crate::server::{serve, AppState};
+use crate::server::{serve, AppState, BodyLimits};
 
 /// Why the supervisor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         names.join(", "),
         bun.display()
     );
-    let state = Arc::new(AppState::new(catalog, pool, local.to_string()));
+    let body_limits = BodyLimits {
+        default: args.max_body_size.min(args.max_body_size_ceiling),
+        ceiling: args.max_body_size_ceiling,
+    };
+    let state = Arc::new(AppState::new(catalog, pool, local.to_string(), body_limits));
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     let result = serve(listener, state, stop, args.shutdown_grace).await;

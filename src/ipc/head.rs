@@ -313,6 +313,17 @@ mod tests {
             long.into_http(),
             Err(BadResponseHead::ValueTooLong(_, 9000))
         ));
+        let total = ResponseHead {
+            has_body: false,
+            status: 200,
+            headers: (0..9)
+                .map(|i| (format!("x-{i}"), Bytes::from(vec![b'a'; 8000])))
+                .collect(),
+        };
+        assert!(matches!(
+            total.into_http(),
+            Err(BadResponseHead::TooLarge(_))
+        ));
         let bad = ResponseHead {
             has_body: false,
             status: 42,

@@ -2,18 +2,19 @@
 //! its IPC connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body::Body as _;
 use tokio::time::Instant;
 
 use super::errors::RequestError;
+use super::limits::{self, LimitedBody};
 use super::static_files::{self, StaticRequest};
 use super::AppState;
 use crate::apps::Entrypoint;
@@ -198,6 +199,15 @@ async fn forward_inner(
             .await);
         }
     };
+    let body_limit = state.body_limits.for_app(setup.config.max_body_size);
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > body_limit) {
+        return Err(limits::too_large(body_limit, &release.label()));
+    }
     let lease = state
         .pool
         .lease(&release, &setup.config, entrypoint)
@@ -237,6 +247,8 @@ async fn forward_inner(
     }
 
     let has_body = !(body.is_end_stream() || body.size_hint().exact() == Some(0));
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = LimitedBody::new(body, body_limit, over_limit.clone());
     let mut stream = worker
         .connection()
         .open_stream(
@@ -270,6 +282,9 @@ async fn forward_inner(
             ));
         }
     };
+    if over_limit.load(Ordering::Acquire) {
+        return Err(limits::too_large(body_limit, &worker.label));
+    }
     worker.record_response(started.elapsed());
     let head = match start {
         ResponseStart::Head(head) => head,

@@ -4,9 +4,10 @@ mod deployments;
 mod errors;
 mod forward;
 mod internal;
+mod limits;
+mod listener;
 mod static_files;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use errors::RequestError;
 pub use forward::{split_app_path, AppPath, RequestIds};
+pub use limits::BodyLimits;
 
 use crate::apps::AppCatalog;
 use crate::pool::Pool;
@@ -32,18 +34,26 @@ pub struct AppState {
     pub request_ids: RequestIds,
     /// `host:port` used in app URLs when a request has no `Host` header.
     pub listen_host: String,
+    /// Request body limits.
+    pub body_limits: BodyLimits,
     /// False once draining starts; readiness follows it.
     ready: AtomicBool,
 }
 
 impl AppState {
     /// Shared state for the handlers.
-    pub fn new(catalog: AppCatalog, pool: Arc<Pool>, listen_host: String) -> Self {
+    pub fn new(
+        catalog: AppCatalog,
+        pool: Arc<Pool>,
+        listen_host: String,
+        body_limits: BodyLimits,
+    ) -> Self {
         AppState {
             catalog,
             pool,
             request_ids: RequestIds::new(),
             listen_host,
+            body_limits,
             ready: AtomicBool::new(true),
         }
     }
@@ -65,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_/apps", get(internal::apps))
         .merge(deployments::routes())
         .fallback(forward::forward)
+        .layer(axum::middleware::from_fn(limits::reject_oversized_headers))
         .with_state(state)
 }
 
@@ -76,32 +87,21 @@ pub async fn serve(
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let draining = CancellationToken::new();
-    let server = {
-        let draining = draining.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { draining.cancelled().await })
-                .await
-        })
-    };
+    let server = tokio::spawn(listener::accept_loop(
+        listener,
+        router(state.clone()),
+        draining.clone(),
+    ));
     stop.cancelled().await;
     let deadline = tokio::time::Instant::now() + grace;
     state.ready.store(false, Ordering::Relaxed);
     tracing::info!(grace = ?grace, "draining: no new connections; waiting for requests in flight");
     draining.cancel();
-    match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(join_error)) => tracing::error!(%join_error, "server task failed"),
-        Err(_) => {
-            tracing::warn!("requests still in flight at the end of the grace period; closing them")
-        }
+    if tokio::time::timeout_at(deadline, server).await.is_err() {
+        tracing::warn!("requests still in flight at the end of the grace period; closing them");
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    state
-        .pool
-        .shutdown(remaining.max(Duration::from_secs(1)))
-        .await;
+    state.pool.shutdown(remaining.max(Duration::from_secs(1))).await;
     Ok(())
 }

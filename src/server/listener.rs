@@ -1,0 +1,81 @@
+//! Accepting HTTP/1 connections with hyper directly, so header limits and graceful
+//! shutdown are ours to set.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// Most request headers a client may send; more is answered with 431.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// Read buffer per connection; also bounds a request head hyper will parse.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// Accepts connections until `stop` fires, then lets open connections finish their
+/// requests in flight. Resolves once every connection task has ended.
+pub async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationToken) {
+    let connections = TaskTracker::new();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, client) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(error) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(%error, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(client));
+                    router.clone().oneshot(request.map(axum::body::Body::new))
+                });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .max_headers(MAX_REQUEST_HEADERS)
+                .max_buf_size(MAX_HEAD_BYTES.max(8192));
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => log_connection_end(client, result),
+                _ = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    log_connection_end(client, connection.await);
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+fn log_connection_end(client: SocketAddr, result: Result<(), hyper::Error>) {
+    if let Err(error) = result {
+        tracing::debug!(client.addr = %client, %error, "connection ended with an error");
+    }
+}
