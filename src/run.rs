@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::apps::AppCatalog;
+use crate::apps::{AppCatalog, Collision};
 use crate::bun::{find_bun, BunNotFound};
 use crate::cli::RunArgs;
 use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
@@ -25,6 +25,9 @@ pub enum RunError {
     /// No `bun`.
     #[error(transparent)]
     Bun(#[from] BunNotFound),
+    /// Two app dirs provide the same release.
+    #[error("{0}")]
+    Collision(Collision),
     /// The runtime dir or shim could not be written.
     #[error("cannot prepare the runtime dir {path}: {source}")]
     RuntimeDir {
@@ -50,7 +53,7 @@ impl RunError {
     /// The process exit code: 2 for bad settings, 1 for failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::MissingAppDir(_) | RunError::Bun(_) => 2,
+            RunError::MissingAppDir(_) | RunError::Bun(_) | RunError::Collision(_) => 2,
             _ => 1,
         }
     }
@@ -62,6 +65,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         if !dir.is_dir() {
             return Err(RunError::MissingAppDir(dir.clone()));
         }
+    }
+    let catalog = AppCatalog::new(args.apps.clone());
+    if let Some(collision) = catalog.collisions().into_iter().next() {
+        return Err(RunError::Collision(collision));
     }
     let bun = find_bun(args.bun.as_deref())?;
     let runtime_dir = args.runtime_dir.clone().unwrap_or_else(default_runtime_dir);
@@ -107,7 +114,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             source,
         })?;
     let local = listener.local_addr().map_err(RunError::Serve)?;
-    let catalog = AppCatalog::new(args.apps.clone());
     let names = catalog.app_names();
     tracing::info!(
         "listening on http://{local} with {} apps: {} (bun {})",

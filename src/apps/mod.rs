@@ -59,6 +59,21 @@ pub enum ResolveError {
     /// The range is not a valid npm range.
     #[error("{0:?} is not a valid version range")]
     BadRange(String),
+    /// Two directories provide the same release.
+    #[error(transparent)]
+    Collision(Collision),
+}
+
+/// Two directories that provide the same `name@version`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{app} is provided by both {} and {}; remove one", first.display(), second.display())]
+pub struct Collision {
+    /// `name@version`.
+    pub app: String,
+    /// The first directory found.
+    pub first: PathBuf,
+    /// The other one.
+    pub second: PathBuf,
 }
 
 /// An app name and the range a request asked for.
@@ -130,7 +145,10 @@ impl AppCatalog {
         name: &str,
         range: Option<&str>,
     ) -> Result<AppRelease, ResolveError> {
-        let releases = self.releases_of(name);
+        let (releases, collisions) = self.scan(name);
+        if let Some(collision) = collisions.into_iter().next() {
+            return Err(ResolveError::Collision(collision));
+        }
         if releases.is_empty() {
             return Err(ResolveError::UnknownApp(name.to_owned()));
         }
@@ -162,15 +180,31 @@ impl AppCatalog {
         }
     }
 
-    /// Every release of `name` in the app dirs; the first dir wins on duplicates.
+    /// Every release of `name` in the app dirs. Two dirs providing the same version
+    /// are not resolved between: the first is listed and the clash is reported.
     pub fn releases_of(&self, name: &str) -> Vec<AppRelease> {
+        self.scan(name).0
+    }
+
+    /// Every `name@version` provided by more than one directory.
+    pub fn collisions(&self) -> Vec<Collision> {
+        self.app_names()
+            .iter()
+            .flat_map(|name| self.scan(name).1)
+            .collect()
+    }
+
+    fn scan(&self, name: &str) -> (Vec<AppRelease>, Vec<Collision>) {
         let mut releases: Vec<AppRelease> = Vec::new();
+        let mut collisions = Vec::new();
         let mut push = |release: AppRelease| {
-            if !releases
-                .iter()
-                .any(|known| known.version == release.version)
-            {
-                releases.push(release);
+            match releases.iter().find(|known| known.version == release.version) {
+                Some(known) => collisions.push(Collision {
+                    app: release.label(),
+                    first: known.dir.clone(),
+                    second: release.dir,
+                }),
+                None => releases.push(release),
             }
         };
         for app_dir in &self.app_dirs {
@@ -180,25 +214,27 @@ impl AppCatalog {
             };
             if let Ok(entries) = std::fs::read_dir(&parent) {
                 let prefix = format!("{base}@");
-                for entry in entries.flatten() {
-                    let file_name = entry.file_name();
-                    let Some(file_name) = file_name.to_str() else {
-                        continue;
-                    };
-                    if let Some(version) = file_name.strip_prefix(&prefix) {
-                        if entry.path().is_dir() && !version.is_empty() {
-                            push(AppRelease {
-                                name: name.to_owned(),
-                                version: version.to_owned(),
-                                dir: entry.path(),
-                            });
-                        }
-                    }
+                let mut flat: Vec<_> = entries
+                    .flatten()
+                    .filter_map(|entry| {
+                        let file_name = entry.file_name().to_str()?.to_owned();
+                        let version = file_name.strip_prefix(&prefix)?.to_owned();
+                        (entry.path().is_dir() && !version.is_empty()).then(|| (version, entry.path()))
+                    })
+                    .collect();
+                flat.sort();
+                for (version, dir) in flat {
+                    push(AppRelease {
+                        name: name.to_owned(),
+                        version,
+                        dir,
+                    });
                 }
             }
             let nested = parent.join(base);
             if nested.is_dir() && valid_name(base) {
-                let versions = version_dirs(&nested);
+                let mut versions = version_dirs(&nested);
+                versions.sort();
                 if versions.is_empty() && looks_like_app(&nested) {
                     push(AppRelease {
                         name: name.to_owned(),
@@ -216,7 +252,7 @@ impl AppCatalog {
                 }
             }
         }
-        releases
+        (releases, collisions)
     }
 
     /// Names of every app found in the app dirs, sorted.

@@ -55,6 +55,11 @@ impl IntoResponse for RequestError {
 impl From<ResolveError> for RequestError {
     fn from(error: ResolveError) -> Self {
         match error {
+            ResolveError::Collision(_) => RequestError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "APP_COLLISION",
+                error.to_string(),
+            ),
             ResolveError::BadRange(_) => RequestError::new(
                 StatusCode::BAD_REQUEST,
                 "BAD_VERSION_RANGE",

@@ -126,10 +126,11 @@ impl Supervisor {
 
     pub fn start_with_env(apps: &Apps, extra: &[&str], env: &[(&str, &str)]) -> Supervisor {
         let mut command = Command::new(env!("CARGO_BIN_EXE_buntime-supervisor"));
+        command.arg("run");
+        if !extra.contains(&"--apps") {
+            command.arg("--apps").arg(apps.path());
+        }
         command
-            .arg("run")
-            .arg("--apps")
-            .arg(apps.path())
             .args(["--host", "127.0.0.1", "--port", "0", "--bun"])
             .arg(bun())
             .args(extra)
