@@ -23,29 +23,33 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Flags of `run`.
+/// Flags of `run`. Settings left out here come from `buntime.jsonc`, then defaults.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// App dirs, separated by `:` like PATH.
-    #[arg(
-        long,
-        env = "RUNTIME_WORKER_DIRS",
-        value_delimiter = ':',
-        required = true
-    )]
+    /// The runtime config file (default: `buntime.jsonc` in the working directory,
+    /// if there is one).
+    #[arg(long, env = "RUNTIME_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// App dirs, separated by `:` like PATH (or `workerDirs` in the config).
+    #[arg(long, env = "RUNTIME_WORKER_DIRS", value_delimiter = ':')]
     pub apps: Vec<PathBuf>,
 
-    /// Port to listen on.
-    #[arg(long, env = "PORT", default_value_t = 8000)]
-    pub port: u16,
+    /// Port to listen on [default: 8000].
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
 
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: String,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "HOST")]
+    pub host: Option<String>,
 
-    /// Most app releases with a live child at once (LRU beyond that).
-    #[arg(long, env = "RUNTIME_POOL_SIZE", default_value_t = 100)]
-    pub pool_size: usize,
+    /// Most app releases with a live child at once, LRU beyond that [default: 100].
+    #[arg(long, env = "RUNTIME_POOL_SIZE")]
+    pub pool_size: Option<usize>,
+
+    /// The app served at `/` (`name` or `name@range`; or `homepage` in the config).
+    #[arg(long, env = "RUNTIME_HOMEPAGE")]
+    pub homepage: Option<String>,
 
     /// The `bun` executable (default: PATH, then the project's local install).
     #[arg(long, env = "BUNTIME_BUN")]
@@ -55,13 +59,14 @@ pub struct RunArgs {
     #[arg(long, env = "RUNTIME_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
-    /// Longest wait from spawning a child to its READY (e.g. `10s`).
-    #[arg(long, env = "RUNTIME_STARTUP_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub startup_timeout: Duration,
+    /// Longest wait from spawning a child to its READY [default: 10s].
+    #[arg(long, env = "RUNTIME_STARTUP_TIMEOUT", value_parser = duration)]
+    pub startup_timeout: Option<Duration>,
 
-    /// Time allowed on SIGTERM/SIGINT to finish requests and end every child.
-    #[arg(long, env = "RUNTIME_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
-    pub shutdown_grace: Duration,
+    /// Time allowed on SIGTERM/SIGINT to finish requests and end every child
+    /// [default: 30s].
+    #[arg(long, env = "RUNTIME_SHUTDOWN_GRACE", value_parser = duration)]
+    pub shutdown_grace: Option<Duration>,
 
     /// Longest a retiring child may take to finish its requests in flight.
     #[arg(long, env = "RUNTIME_DRAIN_TIMEOUT", default_value = "30s", value_parser = duration)]
@@ -79,18 +84,19 @@ pub struct RunArgs {
     #[arg(long, env = "RUNTIME_EPHEMERAL_QUEUE", default_value_t = 100)]
     pub ephemeral_queue: usize,
 
+    /// Request body limit for apps that set no `maxBodySize` [default: 10mb].
+    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE", value_parser = size)]
+    pub max_body_size: Option<u64>,
+
+    /// Largest request body any app may accept, whatever its `maxBodySize`
+    /// [default: 100mb].
+    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE_CEILING", value_parser = size)]
+    pub max_body_size_ceiling: Option<u64>,
+
     /// Extra variables children inherit (comma-separated names); sensitive-looking
     /// names are still refused.
     #[arg(long, env = "RUNTIME_PASS_ENV", value_delimiter = ',')]
     pub pass_env: Vec<String>,
-
-    /// Request body limit for apps that set no `maxBodySize` (e.g. `10mb`).
-    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE", default_value = "10mb", value_parser = size)]
-    pub max_body_size: u64,
-
-    /// Largest request body any app may accept, whatever its `maxBodySize`.
-    #[arg(long, env = "RUNTIME_MAX_BODY_SIZE_CEILING", default_value = "100mb", value_parser = size)]
-    pub max_body_size_ceiling: u64,
 
     /// Directory for the shim and the children's sockets (default: a fresh one
     /// under `$XDG_RUNTIME_DIR` or `/tmp`).

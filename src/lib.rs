@@ -6,7 +6,8 @@
 //!
 //! - [`cli`]: the command line and its flags.
 //! - [`run`]: turning flags into a running supervisor, and shutting it down.
-//! - [`config`]: per-app `worker.jsonc` and the duration and size units.
+//! - [`settings`]: merging flags, environment and `buntime.jsonc` into one set of settings.
+//! - [`config`]: `buntime.jsonc`, per-app `worker.jsonc`, and the duration and size units.
 //! - [`apps`]: finding app releases in the app dirs, npm-style version ranges, entrypoints.
 //! - [`ipc`]: the wire protocol (documented there) and the multiplexed connection.
 //! - [`pool`]: spawning children, their lifecycle, the LRU and ephemeral limits.
@@ -26,4 +27,5 @@ pub mod ipc;
 pub mod pool;
 pub mod run;
 pub mod server;
+pub mod settings;
 pub mod shim;

@@ -13,10 +13,14 @@ use crate::bun::{find_bun, BunNotFound};
 use crate::cli::RunArgs;
 use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
 use crate::server::{serve, AppState, BodyLimits};
+use crate::settings::{Settings, SettingsError, AVAILABLE_PLUGINS};
 
 /// Why the supervisor could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The settings or the runtime config are invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// An app dir does not exist.
     #[error(
         "app dir {0} does not exist or is not a directory (from --apps / RUNTIME_WORKER_DIRS)"
@@ -53,7 +57,10 @@ impl RunError {
     /// The process exit code: 2 for bad settings, 1 for failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::MissingAppDir(_) | RunError::Bun(_) | RunError::Collision(_) => 2,
+            RunError::Settings(_)
+            | RunError::MissingAppDir(_)
+            | RunError::Bun(_)
+            | RunError::Collision(_) => 2,
             _ => 1,
         }
     }
@@ -61,12 +68,18 @@ impl RunError {
 
 /// Runs the supervisor until a shutdown signal, then drains and returns.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    for dir in &args.apps {
+    let settings = Settings::from_args(&args)?;
+    for dir in &settings.app_dirs {
         if !dir.is_dir() {
             return Err(RunError::MissingAppDir(dir.clone()));
         }
     }
-    let catalog = AppCatalog::new(args.apps.clone());
+    for plugin in &settings.plugins {
+        if !AVAILABLE_PLUGINS.contains(&plugin.name.as_str()) {
+            tracing::warn!(plugin = %plugin.name, "plugin is not available in this build; ignoring it");
+        }
+    }
+    let catalog = AppCatalog::new(settings.app_dirs.clone());
     if let Some(collision) = catalog.collisions().into_iter().next() {
         return Err(RunError::Collision(collision));
     }
@@ -92,11 +105,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             bun: bun.clone(),
             shim_entry,
             runtime_dir: runtime_dir.clone(),
-            startup_timeout: args.startup_timeout,
+            startup_timeout: settings.startup_timeout,
             inherited_env,
         },
         PoolSettings {
-            pool_size: args.pool_size.max(1),
+            pool_size: settings.pool_size,
             ephemeral_concurrency: args.ephemeral_concurrency.unwrap_or(cpus * 2).max(1),
             ephemeral_queue: args.ephemeral_queue,
             timings: RetireTimings {
@@ -106,7 +119,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         },
     );
 
-    let address = format!("{}:{}", args.host, args.port);
+    let address = format!("{}:{}", settings.host, settings.port);
     let listener = TcpListener::bind(&address)
         .await
         .map_err(|source| RunError::Listen {
@@ -122,13 +135,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         bun.display()
     );
     let body_limits = BodyLimits {
-        default: args.max_body_size.min(args.max_body_size_ceiling),
-        ceiling: args.max_body_size_ceiling,
+        default: settings.max_body_size,
+        ceiling: settings.max_body_size_ceiling,
     };
-    let state = Arc::new(AppState::new(catalog, pool, local.to_string(), body_limits));
+    let mut state = AppState::new(catalog, pool, local.to_string(), body_limits);
+    state.homepage = settings.homepage.clone();
+    state.master_key = settings.master_key.clone();
+    let state = Arc::new(state);
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    let result = serve(listener, state, stop, args.shutdown_grace).await;
+    let result = serve(listener, state, stop, settings.shutdown_grace).await;
     if args.runtime_dir.is_none() {
         let _ = std::fs::remove_dir_all(&runtime_dir);
     }

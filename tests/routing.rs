@@ -65,19 +65,33 @@ async fn npm_ranges_pick_the_versions_buntime_users_expect() {
     assert_eq!(version(&supervisor, "/highest/").await, "2.0.0");
     assert_eq!(version(&supervisor, "/withlatest/").await, "latest");
     assert_eq!(version(&supervisor, "/withlatest@2/").await, "2.1.0");
-    assert_eq!(version(&supervisor, "/stable/").await, "1.0.0", "non-semver dirs are ignored");
+    assert_eq!(
+        version(&supervisor, "/stable/").await,
+        "1.0.0",
+        "non-semver dirs are ignored"
+    );
     assert_eq!(version(&supervisor, "/major@1.0.0/").await, "1.0.0");
     assert_eq!(version(&supervisor, "/vprefix/").await, "v1.2.0");
     assert_eq!(version(&supervisor, "/vprefix@1.0/").await, "v1.0.0");
-    assert_eq!(version(&supervisor, "/pre/").await, "1.0.0", "prereleases are not picked by default");
-    assert_eq!(version(&supervisor, "/pre@1.1.0-beta.1/").await, "1.1.0-beta.1");
+    assert_eq!(
+        version(&supervisor, "/pre/").await,
+        "1.0.0",
+        "prereleases are not picked by default"
+    );
+    assert_eq!(
+        version(&supervisor, "/pre@1.1.0-beta.1/").await,
+        "1.1.0-beta.1"
+    );
 
     let (status, body) = supervisor.get("/old@2.0.0/").await;
     assert_eq!(status, 404, "{body}");
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["code"], "APP_NOT_FOUND");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("old") && message.contains("2.0.0"), "{message}");
+    assert!(
+        message.contains("old") && message.contains("2.0.0"),
+        "{message}"
+    );
     let (status, _) = supervisor.get("/withoutlatest@latest/").await;
     assert_eq!(status, 404);
     let (status, body) = supervisor.get("/old@latest/").await;
@@ -96,8 +110,14 @@ async fn flat_scoped_and_plain_layouts_are_served() {
     assert_eq!(version(&supervisor, "/flat/").await, "flat latest");
     assert_eq!(version(&supervisor, "/flat@1/").await, "flat 1");
     assert_eq!(version(&supervisor, "/@team/tool/").await, "scoped flat");
-    assert_eq!(version(&supervisor, "/@team/tool@0.3/").await, "scoped flat");
-    assert_eq!(version(&supervisor, "/@team/nested@1/").await, "scoped nested");
+    assert_eq!(
+        version(&supervisor, "/@team/tool@0.3/").await,
+        "scoped flat"
+    );
+    assert_eq!(
+        version(&supervisor, "/@team/nested@1/").await,
+        "scoped nested"
+    );
     assert_eq!(version(&supervisor, "/plain/").await, "plain");
 }
 
@@ -147,7 +167,10 @@ async fn new_and_removed_version_dirs_are_noticed_without_a_restart() {
 #[tokio::test]
 async fn config_changes_reach_the_next_child_without_a_restart() {
     let apps = Apps::with(&["hello@1.0.0"]);
-    apps.config("hello@1.0.0", "{ env: { GREETING: \"hi\" }, maxRequests: 2 }");
+    apps.config(
+        "hello@1.0.0",
+        "{ env: { GREETING: \"hi\" }, maxRequests: 2 }",
+    );
     let supervisor = Supervisor::start(&apps, &[]);
     let (_, env) = supervisor.get("/hello/env").await;
     assert!(env.contains(r#""GREETING":"hi""#), "{env}");
@@ -155,9 +178,15 @@ async fn config_changes_reach_the_next_child_without_a_restart() {
     // Configs are re-read at most a second after they change.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (_, env) = supervisor.get("/hello/env").await;
-    assert!(env.contains(r#""GREETING":"hi""#), "the running child keeps its config: {env}");
+    assert!(
+        env.contains(r#""GREETING":"hi""#),
+        "the running child keeps its config: {env}"
+    );
     let (_, env) = supervisor.get("/hello/env").await;
-    assert!(env.contains(r#""GREETING":"changed""#), "the next child gets the new one: {env}");
+    assert!(
+        env.contains(r#""GREETING":"changed""#),
+        "the next child gets the new one: {env}"
+    );
 }
 
 #[tokio::test]
@@ -175,8 +204,14 @@ async fn two_dirs_with_the_same_release_are_refused_naming_both() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("dup@1.0.0"), "{stderr}");
-    assert!(stderr.contains(&first.path().join("dup@1.0.0").display().to_string()), "{stderr}");
-    assert!(stderr.contains(&second.path().join("dup/1.0.0").display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&first.path().join("dup@1.0.0").display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&second.path().join("dup/1.0.0").display().to_string()),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -190,7 +225,10 @@ async fn a_collision_that_appears_at_run_time_answers_500_naming_both() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (status, body) = supervisor.get("/dup/").await;
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("APP_COLLISION") && body.contains("dup@1.0.0"), "{body}");
+    assert!(
+        body.contains("APP_COLLISION") && body.contains("dup@1.0.0"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -204,15 +242,31 @@ async fn the_app_sees_its_relative_path_and_forwarding_headers() {
         .send()
         .await
         .unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(!id.is_empty());
     let seen: serde_json::Value = response.json().await.unwrap();
     assert_eq!(seen["path"], "/inspect?x=1");
     let headers: Vec<(String, String)> = serde_json::from_value(seen["headers"].clone()).unwrap();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     assert_eq!(header("x-base"), "/echo@1");
-    assert_eq!(header("x-request-id"), id, "the app sees the id the client gets");
+    assert_eq!(
+        header("x-request-id"),
+        id,
+        "the app sees the id the client gets"
+    );
     assert_eq!(header("x-forwarded-for"), "10.1.2.3, 127.0.0.1");
     assert_eq!(header("x-forwarded-proto"), "http");
-    assert_eq!(header("x-forwarded-host"), supervisor.base.trim_start_matches("http://"));
+    assert_eq!(
+        header("x-forwarded-host"),
+        supervisor.base.trim_start_matches("http://")
+    );
 }

@@ -1,5 +1,7 @@
-//! Configuration: per-app worker configs and the units they are written in.
+//! Configuration: the runtime config, per-app worker configs, and the units they
+//! are written in.
 
+mod runtime;
 mod units;
 mod worker;
 
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use runtime::{PluginSpec, RuntimeConfig};
 pub use units::{parse_duration, parse_duration_text, parse_size, parse_size_text};
 pub use worker::WorkerConfig;
 

@@ -130,6 +130,28 @@ pub struct PoolCounters {
     pub failed: AtomicU64,
     /// Children that ended.
     pub retired: AtomicU64,
+    /// Responses whose head came back from a child.
+    pub responses: AtomicU64,
+    /// Their total time to the response head, in microseconds.
+    pub response_micros: AtomicU64,
+}
+
+impl PoolCounters {
+    /// Records one response head's latency.
+    pub fn record_response(&self, elapsed: Duration) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+        self.response_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Mean time to response head in milliseconds, 0 before the first response.
+    pub fn average_response_ms(&self) -> f64 {
+        let responses = self.responses.load(Ordering::Relaxed);
+        if responses == 0 {
+            return 0.0;
+        }
+        self.response_micros.load(Ordering::Relaxed) as f64 / responses as f64 / 1000.0
+    }
 }
 
 /// One app release's place in the LRU.
@@ -374,6 +396,11 @@ impl Pool {
     /// Time since the pool was made.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The configured most ephemeral requests at once.
+    pub fn ephemeral_concurrency(&self) -> usize {
+        self.settings.ephemeral_concurrency.max(1)
     }
 
     /// The configured pool size.

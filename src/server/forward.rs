@@ -17,7 +17,7 @@ use super::errors::RequestError;
 use super::limits::{self, LimitedBody};
 use super::static_files::{self, StaticRequest};
 use super::AppState;
-use crate::apps::Entrypoint;
+use crate::apps::{Entrypoint, ResolveError};
 use crate::ipc::ResponseStart;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -147,6 +147,19 @@ impl Default for RequestIds {
     }
 }
 
+/// `GET /` without a homepage app: what is running here.
+fn product_banner() -> Response {
+    let mut response = Response::new(Body::from(format!(
+        "buntime-supervisor {}\n",
+        env!("CARGO_PKG_VERSION")
+    )));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// Serves one request for an app.
 pub async fn forward(
     State(state): State<Arc<AppState>>,
@@ -173,16 +186,47 @@ async fn forward_inner(
 ) -> Result<Response, RequestError> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let app_path = split_app_path(path).ok_or_else(|| {
-        RequestError::new(
-            StatusCode::NOT_FOUND,
-            "APP_NOT_FOUND",
-            "no app in the request path",
-        )
-    })?;
-    let release = state
-        .catalog
-        .resolve(&app_path.name, app_path.range.as_deref())?;
+    let routed = split_app_path(path).and_then(|app_path| {
+        let release = state
+            .catalog
+            .resolve(&app_path.name, app_path.range.as_deref());
+        match (&release, &state.homepage) {
+            // Paths that name no app belong to the homepage app, when there is one.
+            (Err(ResolveError::UnknownApp(_)), Some(_)) => None,
+            _ => Some((app_path, release)),
+        }
+    });
+    let (app_path, release) = match (routed, &state.homepage) {
+        (Some(routed), _) => routed,
+        (None, Some(homepage)) => {
+            let (name, range) = match homepage
+                .split_once('@')
+                .filter(|(name, _)| !name.is_empty())
+            {
+                Some((name, range)) => (name.to_owned(), Some(range.to_owned())),
+                None => (homepage.clone(), None),
+            };
+            let release = state.catalog.resolve(&name, range.as_deref());
+            let app_path = AppPath {
+                name,
+                range,
+                base: "",
+                rest: path,
+            };
+            (app_path, release)
+        }
+        (None, None) if path == "/" => {
+            return Ok(product_banner());
+        }
+        (None, None) => {
+            return Err(RequestError::new(
+                StatusCode::NOT_FOUND,
+                "APP_NOT_FOUND",
+                "no app in the request path",
+            ));
+        }
+    };
+    let release = release?;
     let setup = state.catalog.setup(&release)?;
     let entrypoint = match &setup.entrypoint {
         Entrypoint::Module(path) => path,
@@ -286,6 +330,7 @@ async fn forward_inner(
         return Err(limits::too_large(body_limit, &worker.label));
     }
     worker.record_response(started.elapsed());
+    state.pool.counters.record_response(started.elapsed());
     let head = match start {
         ResponseStart::Head(head) => head,
         ResponseStart::Failed(failure) => {

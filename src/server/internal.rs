@@ -4,8 +4,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use crate::apps::Entrypoint;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -56,7 +62,8 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(document)
 }
 
-/// `GET /_/apps`: every app found in the app dirs, with its releases.
+/// `GET /_/apps`: every app found in the app dirs, with its releases and how each
+/// is served (its entrypoint, or why it cannot be).
 pub async fn apps(State(state): State<Arc<AppState>>) -> Json<Value> {
     let apps: Vec<Value> = state
         .catalog
@@ -67,12 +74,63 @@ pub async fn apps(State(state): State<Arc<AppState>>) -> Json<Value> {
                 .catalog
                 .releases_of(&name)
                 .into_iter()
-                .map(|release| json!({"version": release.version, "dir": release.dir}))
+                .map(|release| {
+                    let mut entry = json!({"version": release.version, "dir": release.dir});
+                    match state.catalog.setup(&release) {
+                        Ok(setup) => {
+                            let (kind, path) = match &setup.entrypoint {
+                                Entrypoint::Module(path) => ("module", path),
+                                Entrypoint::Static(path) => ("static", path),
+                            };
+                            entry["entrypoint"] = json!(path);
+                            entry["kind"] = json!(kind);
+                        }
+                        Err(error) => entry["error"] = json!(error.to_string()),
+                    }
+                    entry
+                })
                 .collect();
             json!({"name": name, "versions": releases})
         })
         .collect();
     Json(json!({"apps": apps}))
+}
+
+/// `GET /_/sse`: the stats document as a Server-Sent Event once a second.
+pub async fn sse(
+    State(state): State<Arc<AppState>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let ticks = IntervalStream::new(Duration::from_secs(1));
+    let stream = ticks.map(move |_| {
+        let mut document = pool_metrics(&state);
+        document["workers"] = json!(state.pool.workers());
+        Ok(Event::default().event("stats").data(document.to_string()))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Ticks at once and then every `period`, as a stream.
+struct IntervalStream {
+    interval: tokio::time::Interval,
+}
+
+impl IntervalStream {
+    fn new(period: Duration) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        IntervalStream { interval }
+    }
+}
+
+impl futures_util::Stream for IntervalStream {
+    type Item = ();
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        self.interval.poll_tick(cx).map(|_| Some(()))
+    }
 }
 
 fn pool_metrics(state: &AppState) -> Value {
@@ -96,7 +154,9 @@ fn pool_metrics(state: &AppState) -> Value {
         "totalRequests": total,
         "requestsPerSecond": if uptime > 0.0 { total as f64 / uptime } else { 0.0 },
         "liveWorkerRequests": requests,
+        "averageResponseMs": counters.average_response_ms(),
         "uptimeSeconds": uptime,
+        "ephemeralConcurrency": state.pool.ephemeral_concurrency(),
         "ephemeralRunning": state.pool.ephemeral_running(),
         "ephemeralQueueDepth": state.pool.ephemeral_waiting(),
     })

@@ -3,6 +3,7 @@
 mod deployments;
 mod errors;
 mod forward;
+mod guard;
 mod internal;
 mod limits;
 mod listener;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub listen_host: String,
     /// Request body limits.
     pub body_limits: BodyLimits,
+    /// The app served at `/`, if any.
+    pub homepage: Option<String>,
+    /// Protects the internal API when set.
+    pub master_key: Option<String>,
     /// False once draining starts; readiness follows it.
     ready: AtomicBool,
 }
@@ -54,6 +59,8 @@ impl AppState {
             request_ids: RequestIds::new(),
             listen_host,
             body_limits,
+            homepage: None,
+            master_key: None,
             ready: AtomicBool::new(true),
         }
     }
@@ -74,7 +81,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_/stats", get(internal::stats))
         .route("/_/apps", get(internal::apps))
         .merge(deployments::routes())
+        .route("/_/sse", get(internal::sse))
         .fallback(forward::forward)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard_internal,
+        ))
         .layer(axum::middleware::from_fn(limits::reject_oversized_headers))
         .with_state(state)
 }
@@ -102,6 +114,9 @@ pub async fn serve(
         tracing::warn!("requests still in flight at the end of the grace period; closing them");
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    state.pool.shutdown(remaining.max(Duration::from_secs(1))).await;
+    state
+        .pool
+        .shutdown(remaining.max(Duration::from_secs(1)))
+        .await;
     Ok(())
 }
