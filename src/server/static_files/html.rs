@@ -176,10 +176,7 @@ mod tests {
 
     #[test]
     fn a_document_with_a_base_is_left_alone() {
-        assert_eq!(
-            injected("<head><BASE href=\"/x/\"></head>", "/a"),
-            None
-        );
+        assert_eq!(injected("<head><BASE href=\"/x/\"></head>", "/a"), None);
         assert_eq!(injected("<head><base/></head>", "/a"), None);
     }
 

@@ -108,11 +108,11 @@ pub async fn serve(request: StaticRequest<'_>) -> Response {
     }
     let segments = match decode_path(request.path) {
         Ok(segments) => segments,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let file = match locate(&request, &segments).await {
         Ok(file) => file,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match respond(&request, &file).await {
         Ok(response) => response,
@@ -124,30 +124,50 @@ pub async fn serve(request: StaticRequest<'_>) -> Response {
     }
 }
 
+/// Why a request path is not served.
+enum Refusal {
+    /// 400: the path is malformed or tries to leave the app dir.
+    BadPath(&'static str),
+    /// 404: nothing to serve, or something that must not be served.
+    NotFound,
+    /// 500: the file system failed for this file.
+    Failed(PathBuf),
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::BadPath(message) => bad_path(message),
+            Refusal::NotFound => not_found(),
+            Refusal::Failed(file) => internal_error(&file),
+        }
+    }
+}
+
 /// Splits the raw path into decoded segments, or the error response that refuses it.
-fn decode_path(raw: &str) -> Result<Vec<String>, Response> {
+fn decode_path(raw: &str) -> Result<Vec<String>, Refusal> {
     let mut segments = Vec::new();
     for raw_segment in raw.split('/') {
         if raw_segment.is_empty() {
             continue;
         }
         let Some(segment) = percent_decode(raw_segment) else {
-            return Err(bad_path(
+            return Err(Refusal::BadPath(
                 "the path has invalid percent-encoding or is not UTF-8",
             ));
         };
         if segment == "." || segment == ".." {
-            return Err(bad_path("the path has a `.` or `..` segment"));
+            return Err(Refusal::BadPath("the path has a `.` or `..` segment"));
         }
         if segment.contains(['/', '\\', '\0']) {
-            return Err(bad_path(
+            return Err(Refusal::BadPath(
                 "the path has an encoded slash, a backslash or a NUL byte",
             ));
         }
         let at_top = segments.is_empty();
         let hidden = segment.starts_with('.') && !(at_top && segment == ".well-known");
         if hidden || (at_top && PRIVATE_AT_ROOT.contains(&segment.as_str())) {
-            return Err(not_found());
+            return Err(Refusal::NotFound);
         }
         segments.push(segment);
     }
@@ -187,50 +207,57 @@ fn hex_value(digit: u8) -> Option<u8> {
 
 /// The file to serve for the decoded path: the canonical file under the root, a
 /// directory's `index.html`, or the entrypoint as the SPA fallback.
-async fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, Response> {
+async fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, Refusal> {
     let Some(last) = segments.last() else {
         return Ok(request.entry.to_path_buf());
     };
     let candidate = segments
         .iter()
-        .fold(request.root.to_path_buf(), |path, segment| path.join(segment));
+        .fold(request.root.to_path_buf(), |path, segment| {
+            path.join(segment)
+        });
     let real = match tokio::fs::canonicalize(&candidate).await {
         Ok(real) => real,
         Err(error) if is_missing(&error) => {
             return if looks_like_file(last) {
-                Err(not_found())
+                Err(Refusal::NotFound)
             } else {
                 Ok(request.entry.to_path_buf())
             };
         }
         Err(error) => {
             tracing::warn!(file = %candidate.display(), %error, "static file could not be resolved");
-            return Err(internal_error(&candidate));
+            return Err(Refusal::Failed(candidate));
         }
     };
     if !real.starts_with(request.root) {
         tracing::warn!(requested = %candidate.display(), resolved = %real.display(),
             "refused a static path that resolves outside the app dir");
-        return Err(not_found());
+        return Err(Refusal::NotFound);
     }
     let metadata = match tokio::fs::metadata(&real).await {
         Ok(metadata) => metadata,
-        Err(error) if is_missing(&error) => return Err(not_found()),
+        Err(error) if is_missing(&error) => return Err(Refusal::NotFound),
         Err(error) => {
             tracing::warn!(file = %real.display(), %error, "static file could not be read");
-            return Err(internal_error(&real));
+            return Err(Refusal::Failed(real));
         }
     };
     if metadata.is_file() {
         return Ok(real);
     }
     if !metadata.is_dir() {
-        return Err(not_found());
+        return Err(Refusal::NotFound);
     }
-    match tokio::fs::canonicalize(real.join("index.html")).await {
-        Ok(index) if index.starts_with(request.root) && index.is_file() => Ok(index),
-        _ => Ok(request.entry.to_path_buf()),
+    if let Ok(index) = tokio::fs::canonicalize(real.join("index.html")).await {
+        let is_file = tokio::fs::metadata(&index)
+            .await
+            .is_ok_and(|metadata| metadata.is_file());
+        if is_file && index.starts_with(request.root) {
+            return Ok(index);
+        }
     }
+    Ok(request.entry.to_path_buf())
 }
 
 /// Errors that mean "no such file" rather than a failing disk.
@@ -284,6 +311,8 @@ struct Common {
     vary: bool,
 }
 
+/// Answers for one located file: 304, 200, 206 or 416. An `Err` is an I/O failure
+/// the caller turns into 404 (the file vanished) or 500.
 async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Response> {
     let extension = path
         .extension()
@@ -355,7 +384,11 @@ async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Respons
     }
     if status == StatusCode::PARTIAL_CONTENT {
         let end = start + count - 1;
-        insert(&mut headers, CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+        insert(
+            &mut headers,
+            CONTENT_RANGE,
+            format!("bytes {start}-{end}/{len}"),
+        );
     }
 
     let body = if request.method == Method::HEAD {
@@ -535,10 +568,7 @@ fn if_range_allows(headers: &HeaderMap, representation: &Representation) -> bool
     if value.starts_with('"') || value.starts_with("W/") {
         return value == representation.etag;
     }
-    match (
-        httpdate::parse_http_date(value),
-        representation.modified,
-    ) {
+    match (httpdate::parse_http_date(value), representation.modified) {
         (Ok(date), Some(modified)) => whole_seconds(date) == whole_seconds(modified),
         _ => false,
     }
@@ -688,6 +718,12 @@ mod tests {
         decode_path(raw).ok()
     }
 
+    fn refusal_status(raw: &str) -> Option<StatusCode> {
+        decode_path(raw)
+            .err()
+            .map(|refusal| refusal.into_response().status())
+    }
+
     #[test]
     fn paths_decode_into_segments() {
         assert_eq!(decoded("/"), Some(vec![]));
@@ -718,12 +754,7 @@ mod tests {
             "/%ff",
             "/./x",
         ] {
-            let response = decode_path(raw).err();
-            assert_eq!(
-                response.map(|r| r.status()),
-                Some(StatusCode::BAD_REQUEST),
-                "{raw}"
-            );
+            assert_eq!(refusal_status(raw), Some(StatusCode::BAD_REQUEST), "{raw}");
         }
     }
 
@@ -738,12 +769,7 @@ mod tests {
             "/node_modules/x/index.js",
             "/a/.well-known/x",
         ] {
-            let response = decode_path(raw).err();
-            assert_eq!(
-                response.map(|r| r.status()),
-                Some(StatusCode::NOT_FOUND),
-                "{raw}"
-            );
+            assert_eq!(refusal_status(raw), Some(StatusCode::NOT_FOUND), "{raw}");
         }
         assert!(decoded("/docs/package.json").is_some());
     }

@@ -236,7 +236,10 @@ mod tests {
 
     #[test]
     fn ranges_past_the_end_are_unsatisfiable_and_odd_ones_ignored() {
-        assert_eq!(ByteRange::parse("bytes=100-", 100), ByteRange::Unsatisfiable);
+        assert_eq!(
+            ByteRange::parse("bytes=100-", 100),
+            ByteRange::Unsatisfiable
+        );
         assert_eq!(ByteRange::parse("bytes=-0", 100), ByteRange::Unsatisfiable);
         assert_eq!(ByteRange::parse("bytes=0-", 0), ByteRange::Unsatisfiable);
         assert_eq!(ByteRange::parse("bytes=5-1", 100), ByteRange::Full);
