@@ -5,6 +5,7 @@
 //! `@scope/name/1.0.0/`), and a plain `name/` dir holding the app itself, which is
 //! served as its only, unversioned release.
 
+pub mod archive;
 mod entrypoint;
 mod setup;
 mod version;
@@ -197,15 +198,16 @@ impl AppCatalog {
     fn scan(&self, name: &str) -> (Vec<AppRelease>, Vec<Collision>) {
         let mut releases: Vec<AppRelease> = Vec::new();
         let mut collisions = Vec::new();
-        let mut push = |release: AppRelease| {
-            match releases.iter().find(|known| known.version == release.version) {
-                Some(known) => collisions.push(Collision {
-                    app: release.label(),
-                    first: known.dir.clone(),
-                    second: release.dir,
-                }),
-                None => releases.push(release),
-            }
+        let mut push = |release: AppRelease| match releases
+            .iter()
+            .find(|known| known.version == release.version)
+        {
+            Some(known) => collisions.push(Collision {
+                app: release.label(),
+                first: known.dir.clone(),
+                second: release.dir,
+            }),
+            None => releases.push(release),
         };
         for app_dir in &self.app_dirs {
             let (parent, base) = match name.split_once('/') {
@@ -219,7 +221,8 @@ impl AppCatalog {
                     .filter_map(|entry| {
                         let file_name = entry.file_name().to_str()?.to_owned();
                         let version = file_name.strip_prefix(&prefix)?.to_owned();
-                        (entry.path().is_dir() && !version.is_empty()).then(|| (version, entry.path()))
+                        (entry.path().is_dir() && !version.is_empty())
+                            .then(|| (version, entry.path()))
                     })
                     .collect();
                 flat.sort();
