@@ -604,3 +604,64 @@ async fn refuses_an_invalid_app_name() {
     let fields = [("name", "../evil"), ("version", "1.0.0")];
     assert_refused(&archive, &fields, "INVALID_NAME", "../evil").await;
 }
+
+#[tokio::test]
+async fn curl_uploads_downloads_and_deletes_a_release() {
+    let apps = Apps::with(&["hello@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("hello-2.0.0.tgz");
+    std::fs::write(&archive, hello_v2()).unwrap();
+    let curl = |args: &[&str]| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "-H", &format!("Origin: {}", supervisor.base)])
+            .args(args)
+            .output()
+            .expect("curl is installed");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, body) = curl(&[
+        "-w",
+        "\n%{http_code}",
+        "-F",
+        &format!("file=@{}", archive.display()),
+        &supervisor.url("/_/deployments"),
+    ]);
+    assert!(ok && body.ends_with("\n201"), "{body}");
+    assert_eq!(supervisor.get("/hello/").await, (200, "Hello v2".into()));
+
+    let downloaded = work.path().join("download.tgz");
+    let (ok, _) = curl(&[
+        "-o",
+        &downloaded.display().to_string(),
+        &supervisor.url("/_/deployments/hello/2.0.0/download"),
+    ]);
+    assert!(ok);
+    let listing = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&downloaded)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("index.ts"));
+
+    let (ok, body) = curl(&[
+        "-X",
+        "DELETE",
+        "-w",
+        "\n%{http_code}",
+        &supervisor.url("/_/deployments/hello/2.0.0"),
+    ]);
+    assert!(ok && body.ends_with("\n200"), "{body}");
+    let mut back_to_v1 = false;
+    for _ in 0..30 {
+        if supervisor.get("/hello/").await == (200, "Hello from hello@1.0.0".into()) {
+            back_to_v1 = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back_to_v1);
+}

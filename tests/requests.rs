@@ -292,6 +292,7 @@ async fn server_sent_events_stream_event_by_event() {
 #[tokio::test]
 async fn fifty_megabytes_stream_up_and_down_without_growing_the_supervisor() {
     let apps = Apps::with(&["echo@1.0.0"]);
+    apps.config("echo@1.0.0", "{ maxBodySize: \"100mb\" }");
     let supervisor = Supervisor::start(&apps, &[]);
     supervisor.pid("echo").await;
     let before = rss_bytes(supervisor.pid_of_supervisor());
