@@ -11,6 +11,7 @@
 //! - [`apps`]: finding app releases in the app dirs, npm-style version ranges, entrypoints.
 //! - [`ipc`]: the wire protocol (documented there) and the multiplexed connection.
 //! - [`pool`]: spawning children, their lifecycle, the LRU and ephemeral limits.
+//! - [`proxy`]: per-app proxy rules: HTTP and WebSocket reverse proxying to other servers.
 //! - [`server`]: the axum front door, request forwarding, the internal API, errors.
 //! - [`bun`]: finding the `bun` executable.
 //! - [`shim`]: the embedded JavaScript shim every child runs.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod ipc;
 pub mod pool;
+pub mod proxy;
 pub mod run;
 pub mod server;
 pub mod settings;

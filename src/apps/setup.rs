@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::entrypoint::{resolve, Entrypoint, EntrypointError};
 use super::AppRelease;
 use crate::config::{ConfigError, WorkerConfig};
+use crate::proxy::ProxyRules;
 
 /// How long a read config is trusted before the files are read again.
 const SETUP_TTL: Duration = Duration::from_secs(1);
@@ -22,6 +23,8 @@ pub struct ReleaseSetup {
     pub config: Arc<WorkerConfig>,
     /// Its entrypoint.
     pub entrypoint: Entrypoint,
+    /// Its compiled proxy rules.
+    pub proxy: ProxyRules,
 }
 
 /// Why a release cannot be served.
@@ -77,9 +80,18 @@ impl SetupCache {
 
 fn read(release: &AppRelease) -> Result<Arc<ReleaseSetup>, SetupError> {
     let config = WorkerConfig::load(&release.dir)?;
+    let proxy = ProxyRules::compile(&config.proxy).map_err(|error| {
+        let file = config
+            .source
+            .clone()
+            .unwrap_or_else(|| release.dir.join("worker.jsonc"));
+        let rule = config.proxy.get(error.index).cloned().unwrap_or_default();
+        ConfigError::new(&file, "proxy", &rule, &error.to_string())
+    })?;
     let entrypoint = resolve(&release.dir, config.entrypoint.as_deref())?;
     Ok(Arc::new(ReleaseSetup {
         config: Arc::new(config),
         entrypoint,
+        proxy,
     }))
 }

@@ -19,6 +19,7 @@ use super::static_files::{self, StaticRequest};
 use super::AppState;
 use crate::apps::{Entrypoint, ResolveError};
 use crate::ipc::ResponseStart;
+use crate::proxy::ProxyContext;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_BASE: HeaderName = HeaderName::from_static("x-base");
@@ -228,6 +229,16 @@ async fn forward_inner(
     };
     let release = release?;
     let setup = state.catalog.setup(&release)?;
+    if let Some(matched) = setup.proxy.find(app_path.rest) {
+        let context = ProxyContext {
+            client,
+            request_id,
+            timeout: setup.config.timeout,
+            app: &release.label(),
+        };
+        let request = Request::from_parts(parts, body);
+        return Ok(state.proxy.forward(matched, request, context).await);
+    }
     let entrypoint = match &setup.entrypoint {
         Entrypoint::Module(path) => path,
         Entrypoint::Static(entry) => {

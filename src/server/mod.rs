@@ -24,6 +24,7 @@ pub use limits::BodyLimits;
 
 use crate::apps::AppCatalog;
 use crate::pool::Pool;
+use crate::proxy::Proxy;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -41,6 +42,8 @@ pub struct AppState {
     pub homepage: Option<String>,
     /// Protects the internal API when set.
     pub master_key: Option<String>,
+    /// Connection pools for proxy rules.
+    pub proxy: Proxy,
     /// False once draining starts; readiness follows it.
     ready: AtomicBool,
 }
@@ -61,6 +64,7 @@ impl AppState {
             body_limits,
             homepage: None,
             master_key: None,
+            proxy: Proxy::new(),
             ready: AtomicBool::new(true),
         }
     }
