@@ -72,6 +72,32 @@ enum StreamEvent {
     End,
     Failed(ChildFailure),
     Lost,
+    WsAccept(Vec<(String, Bytes)>),
+    WsMessage { flags: u8, data: Bytes },
+    WsClose { code: u16, reason: String },
+}
+
+/// What a WebSocket session's child side does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A fragment of a message from the app.
+    Message {
+        /// Binary rather than text.
+        binary: bool,
+        /// The last fragment of the message.
+        fin: bool,
+        /// The fragment's bytes.
+        data: Bytes,
+    },
+    /// The app closed the session, or answered the client's close.
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The child went away.
+    Lost,
 }
 
 /// The first thing a stream answers: a head, or why there is none.
@@ -83,6 +109,8 @@ pub enum ResponseStart {
     Failed(ChildFailure),
     /// The connection closed (child exit, crash or protocol error) first.
     Lost,
+    /// The app accepted a WebSocket upgrade, with these extra response headers.
+    Upgrade(Vec<(String, Bytes)>),
 }
 
 struct Slot {
@@ -184,11 +212,18 @@ impl Connection {
             let _ = self.shared.outgoing.send(out.freeze());
             id
         };
-        let pump =
-            body.map(|body| tokio::spawn(pump_body(self.shared.clone(), id, body, send_window)));
+        let pump = body.map(|body| {
+            tokio::spawn(pump_body(
+                self.shared.clone(),
+                id,
+                body,
+                send_window.clone(),
+            ))
+        });
         Ok(StreamHandle {
             connection: self.clone(),
             id,
+            send_window,
             events,
             pump,
             finished: false,
@@ -209,6 +244,8 @@ impl Connection {
 pub struct StreamHandle {
     connection: Connection,
     id: u32,
+    /// Bytes the supervisor may still send on this stream.
+    send_window: Arc<Semaphore>,
     events: mpsc::UnboundedReceiver<StreamEvent>,
     pump: Option<JoinHandle<()>>,
     /// The child ended the stream (END, ERROR) or the connection is gone.
@@ -238,6 +275,7 @@ impl StreamHandle {
                 self.finished = true;
                 ResponseStart::Failed(failure)
             }
+            Some(StreamEvent::WsAccept(headers)) => ResponseStart::Upgrade(headers),
             // A body before a head is refused by the reader; treat anything else as loss.
             _ => {
                 self.finished = true;
@@ -292,6 +330,39 @@ impl StreamHandle {
         }
     }
 
+    /// The next event of a WebSocket session.
+    pub async fn session_event(&mut self) -> SessionEvent {
+        match self.events.recv().await {
+            Some(StreamEvent::WsMessage { flags, data }) => SessionEvent::Message {
+                binary: flags & super::WS_BINARY != 0,
+                fin: flags & super::WS_FINAL != 0,
+                data,
+            },
+            Some(StreamEvent::WsClose { code, reason }) => {
+                self.finished = true;
+                SessionEvent::Close { code, reason }
+            }
+            _ => {
+                self.finished = true;
+                SessionEvent::Lost
+            }
+        }
+    }
+
+    /// Gives the child back window for `len` bytes of session messages handed on.
+    pub fn session_grant(&mut self, len: usize) {
+        self.grant(u32::try_from(len).unwrap_or(u32::MAX));
+    }
+
+    /// A handle for sending on this stream's session, usable from another task.
+    pub fn session_sender(&self) -> SessionSender {
+        SessionSender {
+            connection: self.connection.clone(),
+            id: self.id,
+            send_window: self.send_window.clone(),
+        }
+    }
+
     fn grant(&mut self, len: u32) {
         self.unacknowledged += len;
         if self.unacknowledged < CREDIT_BATCH {
@@ -325,6 +396,70 @@ impl Drop for StreamHandle {
         if was_open {
             self.connection.send_frame(FrameType::Cancel, self.id, &[]);
         }
+    }
+}
+
+/// Sends WebSocket messages and closes on a session stream.
+#[derive(Clone)]
+pub struct SessionSender {
+    connection: Connection,
+    id: u32,
+    send_window: Arc<Semaphore>,
+}
+
+/// The child's connection is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("child connection lost")]
+pub struct SessionLost;
+
+impl SessionSender {
+    /// Sends one message in fragments of at most 64 KiB, waiting for window as the
+    /// app takes them: a slow app slows the client.
+    pub async fn send_message(&self, binary: bool, mut data: Bytes) -> Result<(), SessionLost> {
+        let binary_flag = if binary { super::WS_BINARY } else { 0 };
+        loop {
+            let len = data.len().min(MAX_CHUNK);
+            if len > 0 {
+                let permit = self
+                    .send_window
+                    .acquire_many(len as u32)
+                    .await
+                    .map_err(|_| SessionLost)?;
+                permit.forget();
+            }
+            let chunk = data.split_to(len);
+            let flags = binary_flag | if data.is_empty() { super::WS_FINAL } else { 0 };
+            let mut out = BytesMut::with_capacity(10 + chunk.len());
+            super::frame::put_frame_header(
+                &mut out,
+                FrameType::WsMessage,
+                self.id,
+                chunk.len() + 1,
+            );
+            out.extend_from_slice(&[flags]);
+            out.extend_from_slice(&chunk);
+            self.connection
+                .shared
+                .outgoing
+                .send(out.freeze())
+                .map_err(|_| SessionLost)?;
+            if data.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends the session's close with `code` and `reason` (cut to 123 bytes).
+    pub fn send_close(&self, code: u16, reason: &str) {
+        let mut cut = reason.len().min(123);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut payload = Vec::with_capacity(2 + cut);
+        payload.extend_from_slice(&code.to_le_bytes());
+        payload.extend_from_slice(&reason.as_bytes()[..cut]);
+        self.connection
+            .send_frame(FrameType::WsClose, self.id, &payload);
     }
 }
 
@@ -376,7 +511,16 @@ impl Body for IpcBody {
                 stream.finished = true;
                 Poll::Ready(Some(Err(BodyError::Failed(failure.message))))
             }
-            Poll::Ready(Some(StreamEvent::Head(_) | StreamEvent::Lost) | None) => {
+            Poll::Ready(
+                Some(
+                    StreamEvent::Head(_)
+                    | StreamEvent::Lost
+                    | StreamEvent::WsAccept(_)
+                    | StreamEvent::WsMessage { .. }
+                    | StreamEvent::WsClose { .. },
+                )
+                | None,
+            ) => {
                 stream.finished = true;
                 Poll::Ready(Some(Err(BodyError::Lost)))
             }
@@ -520,7 +664,10 @@ fn dispatch(
         | FrameType::Data
         | FrameType::End
         | FrameType::Error
-        | FrameType::Credit => {
+        | FrameType::Credit
+        | FrameType::WsAccept
+        | FrameType::WsMessage
+        | FrameType::WsClose => {
             if frame.stream == 0 {
                 return Err(unexpected());
             }
@@ -565,6 +712,30 @@ fn stream_frame(shared: &Shared, frame: Frame) -> Result<(), ProtocolError> {
         FrameType::Error => {
             let failure = parse_json::<ChildFailure>(FrameType::Error, &frame.payload)?;
             let _ = slot.events.send(StreamEvent::Failed(failure));
+            table.open.remove(&id);
+        }
+        FrameType::WsAccept => {
+            let headers = super::head::decode_ws_accept(frame.payload)?;
+            let _ = slot.events.send(StreamEvent::WsAccept(headers));
+        }
+        FrameType::WsMessage => {
+            let mut payload = frame.payload;
+            let flags = payload[0];
+            let data = payload.split_off(1);
+            let len = data.len() as u32;
+            if len > slot.receive_window {
+                return Err(ProtocolError::WindowExceeded(id));
+            }
+            slot.receive_window -= len;
+            let _ = slot.events.send(StreamEvent::WsMessage { flags, data });
+        }
+        FrameType::WsClose => {
+            if frame.payload.len() < 2 || frame.payload.len() > 2 + 123 {
+                return Err(ProtocolError::TruncatedHead);
+            }
+            let code = u16::from_le_bytes([frame.payload[0], frame.payload[1]]);
+            let reason = String::from_utf8_lossy(&frame.payload[2..]).into_owned();
+            let _ = slot.events.send(StreamEvent::WsClose { code, reason });
             table.open.remove(&id);
         }
         FrameType::Credit => {

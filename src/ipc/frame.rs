@@ -49,6 +49,12 @@ pub enum FrameType {
     StatsRequest = 0x24,
     /// Memory figures (JSON).
     Stats = 0x25,
+    /// The app accepted a WebSocket upgrade.
+    WsAccept = 0x30,
+    /// A WebSocket message fragment.
+    WsMessage = 0x31,
+    /// A WebSocket close.
+    WsClose = 0x32,
 }
 
 impl FrameType {
@@ -72,6 +78,9 @@ impl FrameType {
             0x23 => Terminate,
             0x24 => StatsRequest,
             0x25 => Stats,
+            0x30 => WsAccept,
+            0x31 => WsMessage,
+            0x32 => WsClose,
             _ => return None,
         })
     }
@@ -129,6 +138,9 @@ pub fn decode_frame(buffer: &mut BytesMut) -> Result<Option<Frame>, ProtocolErro
     buffer.advance(HEADER_LEN);
     let payload = buffer.split_to(payload_len).freeze();
     if kind == FrameType::Data && (payload.is_empty() || payload.len() > MAX_CHUNK) {
+        return Err(ProtocolError::BadChunk(payload.len()));
+    }
+    if kind == FrameType::WsMessage && (payload.is_empty() || payload.len() > MAX_CHUNK + 1) {
         return Err(ProtocolError::BadChunk(payload.len()));
     }
     Ok(Some(Frame {

@@ -154,6 +154,30 @@ pub fn decode_request(mut payload: Bytes) -> Result<RequestHead, ProtocolError> 
     })
 }
 
+/// Reads a WS_ACCEPT payload: the extra headers of the 101 answer.
+pub fn decode_ws_accept(mut payload: Bytes) -> Result<Vec<(String, Bytes)>, ProtocolError> {
+    let headers = take_headers(&mut payload)?;
+    finish(&payload)?;
+    Ok(headers)
+}
+
+/// Appends a WS_ACCEPT frame; the supervisor never sends one, but tests and tools do.
+pub fn encode_ws_accept(
+    out: &mut BytesMut,
+    stream: u32,
+    headers: &[(String, Bytes)],
+) -> Result<(), ProtocolError> {
+    let mut payload = BytesMut::new();
+    let count = u16::try_from(headers.len()).map_err(|_| ProtocolError::HeadTooLarge)?;
+    payload.put_u16_le(count);
+    for (name, value) in headers {
+        put_pair(&mut payload, name.as_bytes(), value)?;
+    }
+    put_frame_header(out, FrameType::WsAccept, stream, payload.len());
+    out.put_slice(&payload);
+    Ok(())
+}
+
 /// Reads a RESPONSE payload.
 pub fn decode_response(mut payload: Bytes) -> Result<ResponseHead, ProtocolError> {
     let flags = take_u8(&mut payload)?;

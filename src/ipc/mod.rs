@@ -40,7 +40,28 @@
 //! | 0x24 | STATS_REQUEST | supervisor → child | 0 | empty |
 //! | 0x25 | STATS | child → supervisor | 0 | JSON `{"rss":N,"heapUsed":N,"heapTotal":N,"external":N}` |
 //!
-//! Types 0x30–0x3f are reserved for WebSocket sessions.
+//! | 0x30 | WS_ACCEPT | child → supervisor | n | u16 header count, headers: the app called `server.upgrade(req)`; stream n becomes a WebSocket session |
+//! | 0x31 | WS_MESSAGE | both | n | u8 flags (bit 0: binary, bit 1: last fragment), then 0..=65536 bytes of the message |
+//! | 0x32 | WS_CLOSE | both | n | u16 close code, then the reason (UTF-8, at most 123 bytes) |
+//!
+//! ## WebSocket sessions
+//!
+//! A client's upgrade request travels as an ordinary REQUEST (its `upgrade`,
+//! `connection` and `sec-websocket-*` headers included). If the app's `fetch` calls
+//! `server.upgrade(req, { data, headers })`, the shim answers WS_ACCEPT instead of
+//! RESPONSE, carrying the extra response headers (for instance the chosen
+//! `sec-websocket-protocol`), and calls the app's `websocket.open(ws)`. If the app
+//! returns a Response instead, the exchange is plain HTTP. After WS_ACCEPT the stream
+//! carries WS_MESSAGE frames both ways: a message is one or more fragments, the last
+//! with bit 1 set, of at most 64 KiB each, and the data bytes spend the same
+//! per-stream windows as DATA (the flags byte does not count); the receiver grants
+//! CREDIT once a message is delivered (to the app's `message` handler, or written to
+//! the client). Each side sends exactly one WS_CLOSE: the side that closes first sends
+//! it, the other answers with its own (echoing the code), and a side forgets the
+//! session once it has both sent and received one. The app's `close` handler runs
+//! once, with the code of the first WS_CLOSE. A client that vanishes without a close
+//! frame is reported as WS_CLOSE 1006; CANCEL ends a session at once (the app sees
+//! 1006). A child that exits closes its clients with 1011.
 //!
 //! ## Heads
 //!
@@ -84,16 +105,22 @@ mod frame;
 mod head;
 
 pub use connection::{
-    ChildFailure, Connection, ControlEvent, IpcBody, ResponseStart, StreamHandle,
+    ChildFailure, Connection, ControlEvent, IpcBody, ResponseStart, SessionEvent, SessionSender,
+    StreamHandle,
 };
 pub use frame::{
     decode_frame, encode_frame, Frame, FrameType, HEADER_LEN, INITIAL_WINDOW, MAX_CHUNK,
     MAX_PAYLOAD,
 };
 pub use head::{
-    decode_request, decode_response, encode_request, encode_response, BadResponseHead, RequestHead,
-    ResponseHead, FLAG_BODY,
+    decode_request, decode_response, decode_ws_accept, encode_request, encode_response,
+    encode_ws_accept, BadResponseHead, RequestHead, ResponseHead, FLAG_BODY,
 };
+
+/// WS_MESSAGE flag: the message is binary.
+pub const WS_BINARY: u8 = 1;
+/// WS_MESSAGE flag: this fragment ends the message.
+pub const WS_FINAL: u8 = 2;
 
 /// A child broke the framing rules; the connection cannot be trusted any more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

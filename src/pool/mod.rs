@@ -414,6 +414,15 @@ impl Pool {
         self.shutdown.cancel();
         self.ephemeral_slots.close();
         self.owners.close();
+        // Open WebSocket sessions get half the grace period, then a 1001 close, so the
+        // children can still end cleanly within it.
+        let workers = self.live_workers();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace / 2).await;
+            for worker in workers {
+                worker.going_away().cancel();
+            }
+        });
         if tokio::time::timeout(grace, self.owners.wait())
             .await
             .is_err()

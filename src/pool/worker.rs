@@ -18,6 +18,8 @@ use crate::ipc::{Connection, ControlEvent, FrameType};
 
 /// How long a PING may go unanswered before the child counts as hung.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long WebSocket sessions have to close after being told to go away.
+const SESSION_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long SIGTERM has to work before SIGKILL.
 const SIGTERM_GRACE: Duration = Duration::from_secs(2);
 
@@ -120,6 +122,8 @@ pub struct Worker {
     wake: Notify,
     /// Set by a request that timed out; the owner answers with a PING.
     health_check_wanted: AtomicBool,
+    /// Fired when the child is about to end: open WebSocket sessions close with 1001.
+    going_away: CancellationToken,
     errors: AtomicU64,
     response_micros: AtomicU64,
     responses: AtomicU64,
@@ -184,6 +188,7 @@ impl Worker {
             }),
             wake: Notify::new(),
             health_check_wanted: AtomicBool::new(false),
+            going_away: CancellationToken::new(),
             errors: AtomicU64::new(0),
             response_micros: AtomicU64::new(0),
             responses: AtomicU64::new(0),
@@ -237,6 +242,11 @@ impl Worker {
         activity.state = WorkerState::Retiring(reason);
         drop(activity);
         self.wake.notify_one();
+    }
+
+    /// Fires when the child is about to end; long-lived sessions close on it.
+    pub fn going_away(&self) -> &CancellationToken {
+        &self.going_away
     }
 
     /// Asks the owner to probe the child, after a request to it timed out.
@@ -428,13 +438,24 @@ async fn retire(
 ) -> ExitReason {
     tracing::debug!(app = %worker.label, pid = worker.pid, reason = reason.as_str(), "retiring child");
     let drain_deadline = Instant::now() + timings.drain;
+    let mut deadline = drain_deadline;
     loop {
         if worker.activity().in_flight == 0 {
             break;
         }
         tokio::select! {
             _ = worker.wake.notified() => {}
-            _ = sleep_until(drain_deadline) => {
+            _ = worker.going_away.cancelled(), if deadline == drain_deadline => {
+                // Sessions were told to close early (supervisor shutdown): give them a moment.
+                deadline = Instant::now() + SESSION_CLOSE_GRACE;
+            }
+            _ = sleep_until(deadline) => {
+                if deadline == drain_deadline {
+                    // Long-lived sessions close with 1001 now; they get a moment to do so.
+                    worker.going_away.cancel();
+                    deadline = Instant::now() + SESSION_CLOSE_GRACE;
+                    continue;
+                }
                 tracing::warn!(app = %worker.label, pid = worker.pid, in_flight = worker.activity().in_flight,
                     "requests still in flight after the drain deadline; ending the child anyway");
                 break;
@@ -444,6 +465,7 @@ async fn retire(
             _ = control.recv() => {}
         }
     }
+    worker.going_away.cancel();
     worker.connection.send_control(FrameType::Terminate, &[]);
     if tokio::time::timeout(timings.terminate, child.wait())
         .await

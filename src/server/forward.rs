@@ -16,10 +16,12 @@ use tokio::time::Instant;
 use super::errors::RequestError;
 use super::limits::{self, LimitedBody};
 use super::static_files::{self, StaticRequest};
+use super::websocket;
 use super::AppState;
 use crate::apps::{Entrypoint, ResolveError};
 use crate::ipc::ResponseStart;
 use crate::proxy::ProxyContext;
+use hyper::upgrade::OnUpgrade;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_BASE: HeaderName = HeaderName::from_static("x-base");
@@ -302,6 +304,10 @@ async fn forward_inner(
     }
 
     let has_body = !(body.is_end_stream() || body.size_hint().exact() == Some(0));
+    let websocket_key = websocket::upgrade_key(&parts.method, &parts.headers);
+    let on_upgrade = websocket_key
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<OnUpgrade>());
     let over_limit = Arc::new(AtomicBool::new(false));
     let body = LimitedBody::new(body, body_limit, over_limit.clone());
     let mut stream = worker
@@ -368,6 +374,22 @@ async fn forward_inner(
                     worker.label, worker.pid
                 ),
             ));
+        }
+        ResponseStart::Upgrade(app_headers) => {
+            let (Some(key), Some(on_upgrade)) = (websocket_key, on_upgrade) else {
+                worker.record_error();
+                return Err(RequestError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "BAD_UPGRADE",
+                    format!(
+                        "{} accepted an upgrade for a request that is not one",
+                        worker.label
+                    ),
+                ));
+            };
+            let response = websocket::switching_protocols(&key, app_headers);
+            websocket::spawn_session(on_upgrade, stream, lease);
+            return Ok(response);
         }
     };
     let (status, mut response_headers) = head.into_http().map_err(|error| {

@@ -8,6 +8,7 @@ mod internal;
 mod limits;
 mod listener;
 mod static_files;
+mod websocket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
