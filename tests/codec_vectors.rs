@@ -2,8 +2,8 @@
 //! (`shim/test/vectors.json`): both sides must agree on every byte.
 
 use buntime_supervisor::ipc::{
-    decode_frame, decode_request, decode_response, encode_frame, encode_request, encode_response,
-    FrameType, ResponseHead,
+    decode_frame, decode_request, decode_response, decode_ws_accept, encode_frame, encode_request,
+    encode_response, encode_ws_accept, FrameType, ResponseHead,
 };
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -27,6 +27,9 @@ fn frame_type(name: &str) -> FrameType {
         "TERMINATE" => FrameType::Terminate,
         "STATS_REQUEST" => FrameType::StatsRequest,
         "STATS" => FrameType::Stats,
+        "WS_ACCEPT" => FrameType::WsAccept,
+        "WS_MESSAGE" => FrameType::WsMessage,
+        "WS_CLOSE" => FrameType::WsClose,
         other => panic!("unknown frame type in vectors: {other}"),
     }
 }
@@ -149,6 +152,30 @@ fn rust_codec_matches_every_shared_vector() {
                 let data = unhex(spec["dataHex"].as_str().unwrap());
                 assert_eq!(&frame.payload[..], &data[..], "{name}");
                 encode_frame(&mut encoded, kind, stream, &data);
+            }
+            FrameType::WsAccept => {
+                let headers_seen = decode_ws_accept(frame.payload.clone()).unwrap();
+                let expected = headers(&spec["headers"]);
+                assert_eq!(headers_seen, expected, "{name}");
+                encode_ws_accept(&mut encoded, stream, &expected).unwrap();
+            }
+            FrameType::WsMessage => {
+                let flags = spec["flags"].as_u64().unwrap() as u8;
+                let data = unhex(spec["dataHex"].as_str().unwrap());
+                assert_eq!(frame.payload[0], flags, "{name}");
+                assert_eq!(&frame.payload[1..], &data[..], "{name}");
+                let mut payload = vec![flags];
+                payload.extend_from_slice(&data);
+                encode_frame(&mut encoded, kind, stream, &payload);
+            }
+            FrameType::WsClose => {
+                let code = spec["code"].as_u64().unwrap() as u16;
+                let reason = spec["reason"].as_str().unwrap();
+                assert_eq!(&frame.payload[..2], &code.to_le_bytes(), "{name}");
+                assert_eq!(&frame.payload[2..], reason.as_bytes(), "{name}");
+                let mut payload = code.to_le_bytes().to_vec();
+                payload.extend_from_slice(reason.as_bytes());
+                encode_frame(&mut encoded, kind, stream, &payload);
             }
             FrameType::Credit => {
                 let credit = spec["credit"].as_u64().unwrap() as u32;

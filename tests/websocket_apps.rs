@@ -299,3 +299,43 @@ async fn chat_rooms_deliver_between_two_real_clients() {
         "carol's room stays separate"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_the_app_back_instead_of_filling_the_supervisor() {
+    let apps = Apps::with(&["ws-echo@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let mut client = connect(&supervisor, "/ws-echo/").await;
+    client.send(Message::Text("pid".into())).await.unwrap();
+    next_text(&mut client).await;
+    let before = common::rss_bytes(supervisor.pid_of_supervisor());
+    // 200 messages of 64 KiB (12.5 MiB) sent at once while the client reads nothing.
+    client
+        .send(Message::Text("flood 200".into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = common::rss_bytes(supervisor.pid_of_supervisor());
+    assert!(
+        stalled < before + 5 * 1024 * 1024,
+        "RSS grew from {before} to {stalled} while the client stalled"
+    );
+    let mut received = 0;
+    while received < 200 {
+        match tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Binary(data) => {
+                assert_eq!(data.len(), 65536);
+                assert!(
+                    data.iter().all(|b| *b as usize == received % 256),
+                    "message {received} intact and in order"
+                );
+                received += 1;
+            }
+            _ => continue,
+        }
+    }
+}

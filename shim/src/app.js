@@ -193,6 +193,9 @@ export function addImplicitType(list, type) {
 // Client address per Request, for server.requestIP().
 export const requestAddresses = new WeakMap();
 
+// The WebSocket session registry (websocket.js) when the app exports `websocket`.
+let sessions = null;
+
 // The `server` argument handlers get: the parts that make sense behind the supervisor.
 export const server = {
   requestIP(req) {
@@ -200,8 +203,15 @@ export const server = {
     if (!address) return null;
     return { address, family: address.includes(":") ? "IPv6" : "IPv4", port: 0 };
   },
-  upgrade() {
-    return false; // WebSocket sessions are not supported yet
+  // true once `req` (a WebSocket upgrade request) became a session; false without `websocket`.
+  upgrade(req, options) {
+    return sessions === null ? false : sessions.upgrade(req, options);
+  },
+  publish(topic, message, compress) {
+    return sessions === null ? 0 : sessions.publish(topic, message, null, null, "publish");
+  },
+  subscriberCount(topic) {
+    return sessions === null ? 0 : sessions.subscriberCount(topic);
   },
   timeout() {},
 };
@@ -269,7 +279,7 @@ function describeBuildError(error) {
   return at && at.file ? `${message} (${at.file}:${at.line}:${at.column})` : message;
 }
 
-// Imports the entrypoint -> {app, exports, handler}; throws FatalError.
+// Imports the entrypoint -> {app, exports, handler, sessions}; throws FatalError.
 export async function loadApp(entry) {
   let mod;
   try {
@@ -294,5 +304,9 @@ export async function loadApp(entry) {
       throw new FatalError(`entrypoint ${entry} has invalid routes: ${err.message}`, err);
     }
   }
-  return { app, exports: exportsOf(app), handler: makeHandler(app, router, routing) };
+  if (app.websocket != null && typeof app.websocket === "object") {
+    const ws = await import("./websocket.js"); // only WebSocket apps pay for loading it
+    sessions = new ws.Sessions(app.websocket);
+  }
+  return { app, exports: exportsOf(app), handler: makeHandler(app, router, routing), sessions };
 }

@@ -14,6 +14,7 @@ import {
   FrameReader,
   creditFrame,
   decodeRequestHead,
+  decodeWsClose,
   frame,
   jsonFrame,
 } from "./protocol.js";
@@ -155,6 +156,7 @@ class Connection {
     this.lastId = 0;
     this.app = null;
     this.handler = null;
+    this.sessions = null; // WebSocket sessions (websocket.js), for apps that export `websocket`
     this.early = []; // streams whose REQUEST came before the app was ready
     this.opened = null; // resolves when the socket is open
     this.terminating = false;
@@ -178,10 +180,12 @@ class Connection {
   ready(loaded) {
     this.app = loaded.app;
     this.handler = loaded.handler;
+    this.sessions = loaded.sessions;
+    if (this.sessions !== null) this.sessions.attach(this);
     this.writer.push(jsonFrame(T.READY, 0, { exports: loaded.exports }));
     const early = this.early;
     this.early = [];
-    for (const [st, req, url, method] of early) if (!st.done) this.invoke(st, req, url, method);
+    for (const [st, req, head] of early) if (!st.done) this.invoke(st, req, head);
   }
 
   // The app cannot start: FATAL to the supervisor and stderr, then exit 1.
@@ -241,6 +245,20 @@ class Connection {
         if (st !== undefined) st.cancel();
         return;
       }
+      case T.WS_MESSAGE: {
+        if (payload.length === 0 || payload.length > MAX_CHUNK + 1) throw new ProtocolError(`WS_MESSAGE of ${payload.length} bytes`);
+        const st = this.streams.get(this.streamId(type, id));
+        if (st === undefined) return;
+        if (st.wsMessage === undefined) throw new ProtocolError(`WS_MESSAGE on stream ${id}, which is not a WebSocket session`);
+        return st.wsMessage(payload);
+      }
+      case T.WS_CLOSE: {
+        const close = decodeWsClose(payload);
+        const st = this.streams.get(this.streamId(type, id));
+        if (st === undefined) return;
+        if (st.wsClose === undefined) throw new ProtocolError(`WS_CLOSE on stream ${id}, which is not a WebSocket session`);
+        return st.wsClose(close.code, close.reason);
+      }
       case T.PING:
         this.control(type, id);
         if (payload.length !== 8) throw new ProtocolError("PING payload is not 8 bytes");
@@ -297,14 +315,15 @@ class Connection {
       return st.sendError(err);
     }
     if (head.address) requestAddresses.set(req, head.address);
-    if (this.handler === null) this.early.push([st, req, head.url, head.method]);
-    else this.invoke(st, req, head.url, head.method);
+    if (this.handler === null) this.early.push([st, req, head]);
+    else this.invoke(st, req, head);
   }
 
-  invoke(st, req, url, method) {
+  invoke(st, req, head) {
+    if (this.sessions !== null) this.sessions.offer(req, st, head);
     let result;
     try {
-      result = this.handler(req, st, url, method);
+      result = this.handler(req, st, head.url, head.method);
     } catch (err) {
       return st.sendError(err);
     }

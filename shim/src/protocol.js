@@ -6,6 +6,9 @@
 //   REQUEST  = u8 flags | u8 len, method | u16 len, url | u8 len, address | u16 count, headers
 //   RESPONSE = u8 flags | u16 status | u16 count, headers
 //   header   = u16 len, name | u16 len, value   (raw bytes, carried as latin1 strings)
+//   WS_ACCEPT  = u16 count, headers
+//   WS_MESSAGE = u8 flags (bit 0 binary, bit 1 last fragment) | 0..=65536 message bytes
+//   WS_CLOSE   = u16 code | reason (UTF-8, at most 123 bytes)
 
 export const PROTOCOL_VERSION = 1;
 export const HEADER_SIZE = 9;
@@ -13,6 +16,9 @@ export const MAX_PAYLOAD = 1024 * 1024;
 export const MAX_CHUNK = 64 * 1024;
 export const INITIAL_WINDOW = 256 * 1024;
 export const FLAG_BODY = 1;
+export const WS_BINARY = 1;
+export const WS_LAST = 2;
+export const MAX_CLOSE_REASON = 123;
 
 export const T = {
   HELLO: 0x01,
@@ -31,6 +37,9 @@ export const T = {
   TERMINATE: 0x23,
   STATS_REQUEST: 0x24,
   STATS: 0x25,
+  WS_ACCEPT: 0x30,
+  WS_MESSAGE: 0x31,
+  WS_CLOSE: 0x32,
 };
 
 // type code -> name, for messages and tests
@@ -126,6 +135,45 @@ export function responseFrame(stream, status, headers, body) {
   return buf;
 }
 
+// Whole WS_ACCEPT frame: the extra headers of the 101 response.
+export function wsAcceptFrame(stream, headers) {
+  const n = headersSize(headers);
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(buf, 0, T.WS_ACCEPT, stream, n);
+  writeHeaders(buf, HEADER_SIZE, headers);
+  return buf;
+}
+
+// One WS_MESSAGE fragment carrying bytes[start, end) (copied, so the caller may reuse them).
+export function wsMessageFrame(stream, flags, bytes, start, end) {
+  const n = end - start;
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + 1 + n);
+  writeHeader(buf, 0, T.WS_MESSAGE, stream, n + 1);
+  buf[HEADER_SIZE] = flags;
+  if (n) buf.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end), HEADER_SIZE + 1);
+  return buf;
+}
+
+// A whole text message in one WS_MESSAGE frame, encoded straight from the string.
+export function wsTextFrame(stream, text, byteLength) {
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + 1 + byteLength);
+  writeHeader(buf, 0, T.WS_MESSAGE, stream, byteLength + 1);
+  buf[HEADER_SIZE] = WS_LAST;
+  if (byteLength) buf.utf8Write(text, HEADER_SIZE + 1, byteLength);
+  return buf;
+}
+
+// WS_CLOSE with a code and the reason's UTF-8 bytes (at most 123 of them).
+export function wsCloseFrame(stream, code, reason) {
+  const n = reason ? reason.length : 0;
+  if (n > MAX_CLOSE_REASON) throw new RangeError("close reason longer than 123 bytes");
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + 2 + n);
+  writeHeader(buf, 0, T.WS_CLOSE, stream, n + 2);
+  buf.writeUInt16LE(code, HEADER_SIZE);
+  if (n) buf.set(reason, HEADER_SIZE + 2);
+  return buf;
+}
+
 // Whole REQUEST frame (the supervisor's side; used by tests and vectors).
 export function requestFrame(stream, head) {
   const { method, url, address = "" } = head;
@@ -209,6 +257,21 @@ export function decodeResponseHead(payload) {
   const headers = c.headers();
   c.done();
   return { body: (flags & FLAG_BODY) !== 0, status, headers };
+}
+
+// WS_ACCEPT payload -> [[name, value], ...]
+export function decodeWsAccept(payload) {
+  const c = new Cursor(payload, "WS_ACCEPT");
+  const headers = c.headers();
+  c.done();
+  return headers;
+}
+
+// WS_CLOSE payload -> {code, reason}
+export function decodeWsClose(payload) {
+  if (payload.length < 2) throw new ProtocolError(`WS_CLOSE payload of ${payload.length} bytes`);
+  if (payload.length - 2 > MAX_CLOSE_REASON) throw new ProtocolError("WS_CLOSE reason longer than 123 bytes");
+  return { code: payload.readUInt16LE(0), reason: payload.toString("utf8", 2) };
 }
 
 // Splits one complete frame buffer into {type, stream, payload}; for tests.

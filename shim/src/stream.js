@@ -42,6 +42,17 @@ export class Stream {
     this.waiter = null; // resolves a streaming pump waiting for credit
     this.reader = null;
     this.done = false;
+    this.responded = false; // the app's Response is being sent: too late for server.upgrade()
+    this.upgraded = false; // server.upgrade() turned the stream into a WebSocket session
+  }
+
+  // server.upgrade() accepted: the session takes over the stream id; whatever the
+  // handler returns afterwards is ignored, as Bun.serve does.
+  upgradeTo(session) {
+    this.upgraded = true;
+    this.done = true;
+    if (this.body !== null && !this.body.ended) this.body.fail(new Error("the request was upgraded"));
+    this.conn.streams.set(this.id, session);
   }
 
   // --- from the supervisor ---
@@ -90,12 +101,17 @@ export class Stream {
   }
 
   settled(value) {
+    if (this.upgraded) {
+      if (value instanceof NativeResponse) this.discard(value);
+      return;
+    }
     if (value instanceof NativeResponse) this.sendResponse(value);
     else this.sendError(new TypeError(`handler returned ${describe(value)}, not a Response`));
   }
 
   sendResponse(res) {
     if (this.done) return this.discard(res);
+    this.responded = true;
     const status = res.status;
     if (status < 200 || status > 999) return this.sendError(new RangeError(`invalid response status ${status}`));
     const kind = kindOf(res);
@@ -223,7 +239,10 @@ export class Stream {
   }
 
   sendError(err) {
-    if (this.done) return;
+    if (this.done) {
+      if (this.upgraded) console.error("[buntime] fetch failed after server.upgrade():", err);
+      return;
+    }
     this.conn.writer.push(jsonFrame(T.ERROR, this.id, errorPayload(err)));
     this.finish();
   }

@@ -1,6 +1,10 @@
 // Regenerates test/vectors.json from the frame descriptions below:
 //   bun test/gen-vectors.js
 // The Rust codec is tested against the same file, so change it deliberately.
+// Payload fields per type: JSON types `json`; DATA/PING/PONG `dataHex`;
+// REQUEST/RESPONSE `head`; CREDIT `credit`; WS_ACCEPT `headers` (latin1
+// strings, like head headers); WS_MESSAGE `flags` (bit 0 binary, bit 1 last)
+// and `dataHex`; WS_CLOSE `code` and `reason` (a string, UTF-8 on the wire).
 import { encodeVector } from "./vector-codec.js";
 
 const frames = [
@@ -72,6 +76,25 @@ const frames = [
   ["stats request", { type: "STATS_REQUEST", stream: 0 }],
   ["stats", { type: "STATS", stream: 0, json: { rss: 41943040, heapUsed: 1048576, heapTotal: 2097152, external: 65536 } }],
   ["large stream id", { type: "END", stream: 4294967295 }],
+  ["ws accept no headers", { type: "WS_ACCEPT", stream: 1, headers: [] }],
+  [
+    "ws accept with protocol and extra header",
+    {
+      type: "WS_ACCEPT",
+      stream: 6,
+      headers: [
+        ["sec-websocket-protocol", "chat"],
+        ["x-extra", "caf\u00e9"],
+      ],
+    },
+  ],
+  ["ws message text last", { type: "WS_MESSAGE", stream: 6, flags: 2, dataHex: Buffer.from("hi \u00e9").toString("hex") }],
+  ["ws message binary first fragment", { type: "WS_MESSAGE", stream: 6, flags: 1, dataHex: "000102ff" }],
+  ["ws message binary last fragment", { type: "WS_MESSAGE", stream: 6, flags: 3, dataHex: "fe" }],
+  ["ws message empty text", { type: "WS_MESSAGE", stream: 8, flags: 2, dataHex: "" }],
+  ["ws close normal", { type: "WS_CLOSE", stream: 6, code: 1000, reason: "" }],
+  ["ws close with utf8 reason", { type: "WS_CLOSE", stream: 7, code: 4001, reason: "au revoir \u00e9t\u00e9" }],
+  ["ws close abnormal", { type: "WS_CLOSE", stream: 9, code: 1006, reason: "" }],
 ];
 
 const vectors = frames.map(([name, f]) => ({ name, hex: encodeVector(f).toString("hex"), frame: f }));

@@ -5,8 +5,19 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FrameReader } from "../src/protocol.js";
-import { T, TYPE_NAMES, creditFrame, decodeResponseHead, frame, requestFrame } from "../src/protocol.js";
+import { FrameReader, INITIAL_WINDOW, MAX_CHUNK, WS_BINARY, WS_LAST } from "../src/protocol.js";
+import {
+  T,
+  TYPE_NAMES,
+  creditFrame,
+  decodeResponseHead,
+  decodeWsAccept,
+  decodeWsClose,
+  frame,
+  requestFrame,
+  wsCloseFrame,
+  wsMessageFrame,
+} from "../src/protocol.js";
 
 export const SHIM_MAIN = join(import.meta.dir, "..", "src", "main.js");
 export const APPS = join(import.meta.dir, "apps");
@@ -23,8 +34,12 @@ export class FakeSupervisor {
     this.stdout = "";
     this.stderr = "";
     this.chunks = 0; // data events seen; each frame records the one it completed in
+    this.granted = new Map(); // stream -> CREDIT the shim gave us
+    this.spent = new Map(); // stream -> WS_MESSAGE bytes we sent
+    this.given = new Map(); // stream -> CREDIT we gave the shim
     this.reader = new FrameReader((type, stream, payload) => {
       this.frames.push({ type, name: TYPE_NAMES[type], stream, payload: Buffer.from(payload), chunk: this.chunks });
+      if (type === T.CREDIT) this.granted.set(stream, (this.granted.get(stream) ?? 0) + payload.readUInt32LE(0));
       this.check();
     });
     this.listener = Bun.listen({
@@ -138,6 +153,7 @@ export class FakeSupervisor {
   }
 
   credit(stream, n) {
+    this.given.set(stream, (this.given.get(stream) ?? 0) + n);
     this.send(creditFrame(stream, n));
   }
 
@@ -167,6 +183,102 @@ export class FakeSupervisor {
   async fetch(id, url, head = {}) {
     this.request(id, { url: url.startsWith("http") ? url : `http://app.test${url}`, ...head });
     return this.response(id);
+  }
+
+  // --- WebSocket sessions ---
+
+  // A WebSocket upgrade REQUEST on `id` (headers added to the usual upgrade headers).
+  wsRequest(id, url, { headers = [], ...head } = {}) {
+    const upgrade = [
+      ["connection", "Upgrade"],
+      ["upgrade", "websocket"],
+      ["sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="],
+      ["sec-websocket-version", "13"],
+    ];
+    this.request(id, { url: url.startsWith("http") ? url : `http://app.test${url}`, headers: [...upgrade, ...headers], ...head });
+  }
+
+  // Upgrade request on `id` -> the headers of its WS_ACCEPT (throws on any other answer).
+  async wsOpen(id, url, opts) {
+    this.wsRequest(id, url, opts);
+    const f = await this.next((f) => f.stream === id && (f.type === T.WS_ACCEPT || f.type === T.RESPONSE || f.type === T.ERROR));
+    if (f.type !== T.WS_ACCEPT) throw new Error(`stream ${id} answered ${f.name}, not WS_ACCEPT`);
+    return decodeWsAccept(f.payload);
+  }
+
+  // Message bytes we may still send on `id`.
+  wsWindow(id) {
+    return INITIAL_WINDOW + (this.granted.get(id) ?? 0) - (this.spent.get(id) ?? 0);
+  }
+
+  // Sends one message in fragments of at most `fragment` bytes, within the window.
+  // Resolves true once all of it is sent, false if the session closed first.
+  async wsSend(id, data, { binary = typeof data !== "string", fragment = MAX_CHUNK } = {}) {
+    const bytes = Buffer.from(data);
+    const kind = binary ? WS_BINARY : 0;
+    let off = 0;
+    do {
+      const n = Math.min(bytes.length - off, fragment, this.wsWindow(id));
+      if (n <= 0 && bytes.length > 0) {
+        if (this.closed || this.streamFrames(id).some((f) => f.type === T.WS_CLOSE)) return false;
+        await sleep(1);
+        continue;
+      }
+      const end = off + n;
+      this.send(wsMessageFrame(id, end === bytes.length ? kind | WS_LAST : kind, bytes, off, end));
+      this.spent.set(id, (this.spent.get(id) ?? 0) + n);
+      off = end;
+    } while (off < bytes.length);
+    return true;
+  }
+
+  wsClose(id, code, reason = "") {
+    this.send(wsCloseFrame(id, code, Buffer.from(reason)));
+  }
+
+  // WS_CLOSE frames the shim sent on `id`, decoded.
+  wsCloses(id) {
+    return this.streamFrames(id).filter((f) => f.type === T.WS_CLOSE).map((f) => decodeWsClose(f.payload));
+  }
+
+  // The complete messages the shim sent on `id`: {binary, data (Buffer), text}.
+  wsMessages(id) {
+    const out = [];
+    let parts = [];
+    let binary = null;
+    for (const f of this.streamFrames(id)) {
+      if (f.type !== T.WS_MESSAGE) continue;
+      if (binary === null) binary = (f.payload[0] & WS_BINARY) !== 0;
+      parts.push(f.payload.subarray(1));
+      if (f.payload[0] & WS_LAST) {
+        const data = Buffer.concat(parts);
+        out.push({ binary, data, text: data.toString() });
+        parts = [];
+        binary = null;
+      }
+    }
+    return out;
+  }
+
+  // WS_MESSAGE data bytes the shim sent on `id`.
+  wsBytes(id) {
+    return this.streamFrames(id).reduce((n, f) => n + (f.type === T.WS_MESSAGE ? f.payload.length - 1 : 0), 0);
+  }
+
+  // Waits for the shim's message number `index` on `id`, granting credit for what
+  // arrives (as the supervisor does once it has written it to the client).
+  async wsMessage(id, index, ms = 5000) {
+    const end = performance.now() + ms;
+    for (;;) {
+      const messages = this.wsMessages(id);
+      if (messages.length > index) return messages[index];
+      const received = this.wsBytes(id);
+      const given = this.given.get(id) ?? 0;
+      if (received > given) this.credit(id, received - given);
+      if (this.closed) throw new Error(`connection closed; stderr: ${this.stderr}`);
+      if (performance.now() > end) throw new Error(`timed out waiting for message ${index} on ${id}`);
+      await sleep(1);
+    }
   }
 
   async exited(ms = 5000) {

@@ -13,11 +13,19 @@ import {
   decodeFrame,
   decodeRequestHead,
   decodeResponseHead,
+  decodeWsAccept,
+  decodeWsClose,
   FrameReader,
   frame,
   jsonFrame,
   requestFrame,
   responseFrame,
+  wsAcceptFrame,
+  wsCloseFrame,
+  wsMessageFrame,
+  wsTextFrame,
+  WS_BINARY,
+  WS_LAST,
 } from "../src/protocol.js";
 
 describe("vectors.json", () => {
@@ -44,6 +52,14 @@ describe("vectors.json", () => {
     expect(byName["ping"]).toBe("0d000000" + "20" + "00000000" + "0102030405060708");
     // the latin1 header value carries byte 0xe9 for "é"
     expect(byName["request latin1 header and empty address"]).toContain("0400636166e9");
+    // WS_ACCEPT with no headers is just the u16 count
+    expect(byName["ws accept no headers"]).toBe("07000000" + "30" + "01000000" + "0000");
+    // WS_MESSAGE: flags 0x03 = binary + last, then the data
+    expect(byName["ws message binary last fragment"]).toBe("07000000" + "31" + "06000000" + "03" + "fe");
+    // WS_CLOSE 1000 without a reason; 4001 with a UTF-8 reason ("é" is c3 a9 here, not latin1)
+    expect(byName["ws close normal"]).toBe("07000000" + "32" + "06000000" + "e803");
+    expect(byName["ws close with utf8 reason"]).toStartWith("16000000" + "32" + "07000000" + "a10f");
+    expect(byName["ws close with utf8 reason"]).toContain("c3a974c3a9");
   });
 });
 
@@ -89,6 +105,45 @@ describe("heads", () => {
     expect(decodeFrame(jsonFrame(T.ERROR, 5, { message: "é" })).payload.toString()).toBe('{"message":"é"}');
     expect(decodeFrame(creditFrame(5, 123456)).payload.readUInt32LE(0)).toBe(123456);
     expect(frame(T.END, 5).length).toBe(HEADER_SIZE);
+  });
+});
+
+describe("WebSocket frames", () => {
+  test("WS_ACCEPT headers round-trip; a truncated or padded payload is a protocol error", () => {
+    const headers = [["sec-websocket-protocol", "chat"], ["x-raw", "\u00ff\u00e9"], ["set-cookie", "a"], ["set-cookie", "b"]];
+    const f = decodeFrame(wsAcceptFrame(4, headers));
+    expect([f.type, f.stream]).toEqual([T.WS_ACCEPT, 4]);
+    expect(decodeWsAccept(f.payload)).toEqual(headers);
+    for (let n = 0; n < f.payload.length; n++) expect(() => decodeWsAccept(f.payload.subarray(0, n))).toThrow(ProtocolError);
+    expect(() => decodeWsAccept(Buffer.concat([f.payload, Buffer.from([0])]))).toThrow(ProtocolError);
+  });
+
+  test("WS_MESSAGE copies the bytes it is given", () => {
+    const data = Buffer.from("abcdef");
+    const buf = wsMessageFrame(2, WS_BINARY, data, 1, 4);
+    data.fill(0);
+    const f = decodeFrame(buf);
+    expect([f.type, f.stream, f.payload[0]]).toEqual([T.WS_MESSAGE, 2, WS_BINARY]);
+    expect(f.payload.subarray(1).toString()).toBe("bcd");
+    expect(decodeFrame(wsMessageFrame(2, WS_LAST, data, 0, 0)).payload).toEqual(Buffer.from([WS_LAST]));
+  });
+
+  test("a text frame built from a string equals one built from its bytes", () => {
+    const text = "héllo 😀";
+    const bytes = Buffer.from(text);
+    expect(wsTextFrame(9, text, bytes.length)).toEqual(wsMessageFrame(9, WS_LAST, bytes, 0, bytes.length));
+    expect(wsTextFrame(9, "", 0)).toEqual(wsMessageFrame(9, WS_LAST, Buffer.alloc(0), 0, 0));
+  });
+
+  test("WS_CLOSE: code and UTF-8 reason; short payloads and long reasons are refused", () => {
+    const f = decodeFrame(wsCloseFrame(3, 4000, Buffer.from("bye é")));
+    expect(decodeWsClose(f.payload)).toEqual({ code: 4000, reason: "bye é" });
+    expect(decodeWsClose(Buffer.from([0xe8, 0x03]))).toEqual({ code: 1000, reason: "" });
+    expect(() => decodeWsClose(Buffer.alloc(0))).toThrow(ProtocolError);
+    expect(() => decodeWsClose(Buffer.alloc(1))).toThrow(ProtocolError);
+    expect(decodeWsClose(Buffer.alloc(125)).reason.length).toBe(123);
+    expect(() => decodeWsClose(Buffer.alloc(126))).toThrow(ProtocolError);
+    expect(() => wsCloseFrame(3, 1000, Buffer.alloc(124))).toThrow(RangeError);
   });
 });
 

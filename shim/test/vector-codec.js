@@ -7,10 +7,15 @@ import {
   decodeFrame,
   decodeRequestHead,
   decodeResponseHead,
+  decodeWsAccept,
+  decodeWsClose,
   frame,
   jsonFrame,
   requestFrame,
   responseFrame,
+  wsAcceptFrame,
+  wsCloseFrame,
+  wsMessageFrame,
 } from "../src/protocol.js";
 
 const JSON_TYPES = new Set(["HELLO", "READY", "FATAL", "ERROR", "STATS"]);
@@ -24,6 +29,12 @@ export function encodeVector(f) {
   if (f.type === "REQUEST") return requestFrame(f.stream, f.head);
   if (f.type === "RESPONSE") return responseFrame(f.stream, f.head.status, f.head.headers, f.head.body);
   if (f.type === "CREDIT") return creditFrame(f.stream, f.credit);
+  if (f.type === "WS_ACCEPT") return wsAcceptFrame(f.stream, f.headers);
+  if (f.type === "WS_MESSAGE") {
+    const data = Buffer.from(f.dataHex, "hex");
+    return wsMessageFrame(f.stream, f.flags, data, 0, data.length);
+  }
+  if (f.type === "WS_CLOSE") return wsCloseFrame(f.stream, f.code, Buffer.from(f.reason, "utf8"));
   return frame(type, f.stream);
 }
 
@@ -36,5 +47,10 @@ export function decodeVector(buf) {
   else if (name === "REQUEST") f.head = decodeRequestHead(payload);
   else if (name === "RESPONSE") f.head = decodeResponseHead(payload);
   else if (name === "CREDIT") f.credit = payload.readUInt32LE(0);
+  else if (name === "WS_ACCEPT") f.headers = decodeWsAccept(payload);
+  else if (name === "WS_MESSAGE") {
+    f.flags = payload[0];
+    f.dataHex = payload.subarray(1).toString("hex");
+  } else if (name === "WS_CLOSE") Object.assign(f, decodeWsClose(payload));
   return f;
 }

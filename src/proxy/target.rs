@@ -61,7 +61,10 @@ impl TargetBase {
     /// The absolute URL for `path` (the relative path after any rewrite).
     pub fn url_for(&self, path: &str) -> String {
         let mut url = String::with_capacity(
-            self.scheme.as_str().len() + 3 + self.authority.as_str().len() + self.prefix.len()
+            self.scheme.as_str().len()
+                + 3
+                + self.authority.as_str().len()
+                + self.prefix.len()
                 + path.len()
                 + 1,
         );

@@ -122,11 +122,10 @@ fn check_group(group: &str, pattern: &Regex) -> Result<(), String> {
         }
         return Ok(());
     }
-    if !group
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(format!("rewrite has an invalid group reference \"{group}\""));
+    if !group.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "rewrite has an invalid group reference \"{group}\""
+        ));
     }
     if pattern.capture_names().flatten().any(|name| name == group) {
         Ok(())

@@ -387,7 +387,8 @@ async fn forward_inner(
                     ),
                 ));
             };
-            let response = websocket::switching_protocols(&key, app_headers);
+            let offered = parts.headers.get(http::header::SEC_WEBSOCKET_PROTOCOL);
+            let response = websocket::switching_protocols(&key, offered, app_headers);
             websocket::spawn_session(on_upgrade, stream, lease);
             return Ok(response);
         }

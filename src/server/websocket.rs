@@ -8,7 +8,9 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -42,7 +44,13 @@ pub fn upgrade_key(method: &Method, headers: &HeaderMap) -> Option<HeaderValue> 
 }
 
 /// The 101 answer for an upgrade the app accepted, with the app's extra headers.
-pub fn switching_protocols(key: &HeaderValue, app_headers: Vec<(String, Bytes)>) -> Response {
+/// Like Bun, when the client offered subprotocols and the app chose none, the first
+/// offered one is accepted.
+pub fn switching_protocols(
+    key: &HeaderValue,
+    offered_protocols: Option<&HeaderValue>,
+    app_headers: Vec<(String, Bytes)>,
+) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -52,6 +60,20 @@ pub fn switching_protocols(key: &HeaderValue, app_headers: Vec<(String, Bytes)>)
             HeaderValue::from_maybe_shared(value),
         ) {
             headers.append(name, value);
+        }
+    }
+    if !headers.contains_key(SEC_WEBSOCKET_PROTOCOL) {
+        let first = offered_protocols
+            .and_then(|offer| offer.to_str().ok())
+            .and_then(|offer| {
+                offer
+                    .split(',')
+                    .map(str::trim)
+                    .find(|name| !name.is_empty())
+            })
+            .and_then(|name| HeaderValue::from_str(name).ok());
+        if let Some(first) = first {
+            headers.insert(SEC_WEBSOCKET_PROTOCOL, first);
         }
     }
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
@@ -93,6 +115,7 @@ where
 
     // Client to app: each message waits for window, so a slow app slows the client.
     let inbound = async {
+        let mut closed_by_client = false;
         while let Some(message) = source.next().await {
             let sent = match message {
                 Ok(Message::Text(text)) => {
@@ -106,7 +129,9 @@ where
                         .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
                         .unwrap_or((1005, String::new()));
                     sender.send_close(code, &reason);
-                    return;
+                    // Reading on lets the socket send its answer to the client's close.
+                    closed_by_client = true;
+                    continue;
                 }
                 Ok(_) => Ok(()),
                 Err(error) => {
@@ -118,8 +143,10 @@ where
                 return;
             }
         }
-        // The client vanished without a close frame.
-        sender.send_close(1006, "");
+        if !closed_by_client {
+            // The client vanished without a close frame.
+            sender.send_close(1006, "");
+        }
     };
 
     // App to client: a message's window is given back once it is written to the client.
@@ -138,10 +165,13 @@ where
                 SessionEvent::Message { binary, fin, data } => {
                     message.extend_from_slice(&data);
                     if !fin {
+                        // A message larger than the window must keep flowing; its
+                        // earlier fragments are paid back as they arrive.
+                        stream.session_grant(data.len());
                         continue;
                     }
                     let whole = message.split().freeze();
-                    let len = whole.len();
+                    let len = data.len();
                     let frame = if binary {
                         Message::Binary(whole)
                     } else {
@@ -154,6 +184,10 @@ where
                         return;
                     }
                     stream.session_grant(len);
+                }
+                SessionEvent::Close { code: 1006, .. } => {
+                    // The app terminated the session: drop the client without a close frame.
+                    return;
                 }
                 SessionEvent::Close { code, reason } => {
                     let _ = sink.send(close_message(code, &reason)).await;

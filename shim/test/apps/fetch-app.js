@@ -125,6 +125,10 @@ export default {
     }
     if (p === "/idle-count") return new Response(String(idleCalls));
     if (p === "/memory") return new Response(String(process.memoryUsage().rss));
+    if (p === "/try-upgrade") {
+      // no `websocket` export: upgrade refuses, pub/sub reaches nobody
+      return new Response(`${server.upgrade(req, { data: 1 })} ${server.publish("t", "x")} ${server.subscriberCount("t")}`);
+    }
     return new Response("not found", { status: 404 });
   },
   onIdle() {
