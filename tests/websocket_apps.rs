@@ -339,3 +339,18 @@ async fn a_client_that_does_not_read_holds_the_app_back_instead_of_filling_the_s
         }
     }
 }
+
+#[tokio::test]
+async fn a_retiring_child_closes_its_sessions_with_1001_after_the_drain_deadline() {
+    let apps = Apps::with(&["ws-echo@1.0.0"]);
+    apps.config("ws-echo@1.0.0", "{ maxRequests: 1 }");
+    let supervisor = Supervisor::start(&apps, &["--drain-timeout", "1s"]);
+    let mut client = connect(&supervisor, "/ws-echo/").await;
+    client.send(Message::Text("pid".into())).await.unwrap();
+    let pid: u32 = next_text(&mut client).await.parse().unwrap();
+    // The session was the child's one request: it retires, and the session holds it
+    // open only until the drain deadline.
+    let frame = close_frame(&mut client).await;
+    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await);
+}
