@@ -378,6 +378,33 @@ impl Pool {
         snapshots
     }
 
+    /// Retires one child by its id; false when no live child has that id.
+    pub fn retire_worker(&self, id: u64) -> bool {
+        let worker = lock(&self.live).get(&id).cloned();
+        match worker {
+            Some(worker) => {
+                tracing::info!(app = %worker.label, pid = worker.pid, "retiring child on request");
+                worker.retire(ExitReason::Manual);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Retires every live child of the app `name` (any version); returns how many.
+    pub fn retire_app(&self, name: &str) -> usize {
+        let workers: Vec<Arc<Worker>> = lock(&self.live)
+            .values()
+            .filter(|worker| worker.release.name == name)
+            .cloned()
+            .collect();
+        for worker in &workers {
+            tracing::info!(app = %worker.label, pid = worker.pid, "retiring child on request");
+            worker.retire(ExitReason::Manual);
+        }
+        workers.len()
+    }
+
     /// Live children handles.
     pub fn live_workers(&self) -> Vec<Arc<Worker>> {
         lock(&self.live).values().cloned().collect()

@@ -1,5 +1,6 @@
 //! The HTTP front door: routes, the internal API, and graceful shutdown.
 
+mod dashboard;
 mod deployments;
 mod errors;
 mod forward;
@@ -24,6 +25,7 @@ pub use forward::{split_app_path, AppPath, RequestIds};
 pub use limits::BodyLimits;
 
 use crate::apps::AppCatalog;
+use crate::notify::Notifier;
 use crate::pool::Pool;
 use crate::proxy::Proxy;
 
@@ -86,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_/stats", get(internal::stats))
         .route("/_/apps", get(internal::apps))
         .merge(deployments::routes())
+        .merge(dashboard::routes())
         .route("/_/sse", get(internal::sse))
         .fallback(forward::forward)
         .layer(axum::middleware::from_fn_with_state(
@@ -110,7 +113,23 @@ pub async fn serve(
         router(state.clone()),
         draining.clone(),
     ));
+    let notifier = Notifier::from_env();
+    notifier.notify("READY=1");
+    let watchdog = notifier.watchdog_interval().map(|interval| {
+        let notifier = notifier.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                notifier.notify("WATCHDOG=1");
+            }
+        })
+    });
     stop.cancelled().await;
+    notifier.notify("STOPPING=1");
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let deadline = tokio::time::Instant::now() + grace;
     state.ready.store(false, Ordering::Relaxed);
     tracing::info!(grace = ?grace, "draining: no new connections; waiting for requests in flight");
