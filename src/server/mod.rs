@@ -127,9 +127,6 @@ pub async fn serve(
     });
     stop.cancelled().await;
     notifier.notify("STOPPING=1");
-    if let Some(watchdog) = watchdog {
-        watchdog.abort();
-    }
     let deadline = tokio::time::Instant::now() + grace;
     state.ready.store(false, Ordering::Relaxed);
     tracing::info!(grace = ?grace, "draining: no new connections; waiting for requests in flight");
@@ -142,5 +139,9 @@ pub async fn serve(
         .pool
         .shutdown(remaining.max(Duration::from_secs(1)))
         .await;
+    // The watchdog keeps pinging through the drain; it stops with the supervisor.
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     Ok(())
 }
