@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -134,6 +135,8 @@ struct Shared {
     outgoing: mpsc::UnboundedSender<Bytes>,
     /// Open streams; held only for map updates, never across an await.
     table: Mutex<Table>,
+    /// Set once the reader has seen the connection end; read without the table lock.
+    closed: AtomicBool,
 }
 
 /// A handle to a child's connection; cheap to clone.
@@ -155,6 +158,7 @@ impl Connection {
                 open: HashMap::new(),
                 closed: false,
             }),
+            closed: AtomicBool::new(false),
         });
         tokio::spawn(write_loop(write_half, outgoing_rx));
         tokio::spawn(read_loop(read_half, shared.clone(), control));
@@ -170,7 +174,7 @@ impl Connection {
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.table).closed
+        self.shared.closed.load(Ordering::Acquire)
     }
 
     /// Opens a stream by sending a request head. With `body`, the body is pumped to
@@ -629,6 +633,7 @@ async fn read_loop(
     let streams = {
         let mut table = lock(&shared.table);
         table.closed = true;
+        shared.closed.store(true, Ordering::Release);
         std::mem::take(&mut table.open)
     };
     for (_, slot) in streams {

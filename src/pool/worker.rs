@@ -208,6 +208,10 @@ impl Worker {
 
     /// Takes a request if the child still accepts them; the lease ends it on drop.
     pub fn try_lease(self: &Arc<Self>, permit: Option<OwnedSemaphorePermit>) -> Option<Lease> {
+        // A child whose connection just ended is dying; its owner has not noticed yet.
+        if self.connection.is_closed() {
+            return None;
+        }
         let mut activity = self.activity();
         match activity.state {
             WorkerState::Ready | WorkerState::Active | WorkerState::Idle => {}
