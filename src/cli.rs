@@ -59,6 +59,14 @@ pub struct RunArgs {
     #[arg(long, env = "RUNTIME_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Log format: `text`, `json`, or `auto` (text on a terminal, JSON lines otherwise).
+    #[arg(long, env = "RUNTIME_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+
+    /// One log line per request (method, path, status, bytes, duration, app, pid, id).
+    #[arg(long, env = "RUNTIME_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
+
     /// Longest wait from spawning a child to its READY [default: 10s].
     #[arg(long, env = "RUNTIME_STARTUP_TIMEOUT", value_parser = duration)]
     pub startup_timeout: Option<Duration>,
@@ -102,6 +110,17 @@ pub struct RunArgs {
     /// under `$XDG_RUNTIME_DIR` or `/tmp`).
     #[arg(long, env = "RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON lines otherwise.
+    Auto,
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

@@ -10,6 +10,7 @@
 //! - [`config`]: `buntime.jsonc`, per-app `worker.jsonc`, and the duration and size units.
 //! - [`apps`]: finding app releases in the app dirs, npm-style version ranges, entrypoints.
 //! - [`ipc`]: the wire protocol (documented there) and the multiplexed connection.
+//! - [`metrics`]: the Prometheus metrics and their labels.
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`pool`]: spawning children, their lifecycle, the LRU and ephemeral limits.
 //! - [`proxy`]: per-app proxy rules: HTTP and WebSocket reverse proxying to other servers.
@@ -26,6 +27,7 @@ pub mod bun;
 pub mod cli;
 pub mod config;
 pub mod ipc;
+pub mod metrics;
 pub mod notify;
 pub mod pool;
 pub mod proxy;

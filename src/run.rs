@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apps::{AppCatalog, Collision};
 use crate::bun::{find_bun, BunNotFound};
 use crate::cli::RunArgs;
+use crate::metrics::Metrics;
 use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
 use crate::server::{serve, AppState, BodyLimits};
 use crate::settings::{Settings, SettingsError, AVAILABLE_PLUGINS};
@@ -100,6 +101,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let metrics = Arc::new(Metrics::new());
     let pool = Pool::new(
         Launcher {
             bun: bun.clone(),
@@ -117,6 +119,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 terminate: args.terminate_timeout,
             },
         },
+        metrics.clone(),
     );
 
     let address = format!("{}:{}", settings.host, settings.port);
@@ -139,6 +142,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ceiling: settings.max_body_size_ceiling,
     };
     let mut state = AppState::new(catalog, pool, local.to_string(), body_limits);
+    state.metrics = metrics;
+    state.access_log = args.access_log;
     state.homepage = settings.homepage.clone();
     state.master_key = settings.master_key.clone();
     let state = Arc::new(state);

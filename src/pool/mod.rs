@@ -50,6 +50,7 @@ pub use worker::{ExitReason, Lease, RetireTimings, Worker, WorkerSnapshot, Worke
 
 use crate::apps::AppRelease;
 use crate::config::WorkerConfig;
+use crate::metrics::Metrics;
 
 /// A child could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -190,11 +191,13 @@ pub struct Pool {
     started: Instant,
     /// Set once a Bun version mismatch has been logged.
     warned_bun_version: std::sync::atomic::AtomicBool,
+    /// Where spawns, exits and start failures are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Pool {
     /// A pool that starts children with `launcher`.
-    pub fn new(launcher: Launcher, settings: PoolSettings) -> Arc<Self> {
+    pub fn new(launcher: Launcher, settings: PoolSettings, metrics: Arc<Metrics>) -> Arc<Self> {
         let capacity = NonZeroUsize::new(settings.pool_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Arc::new(Pool {
             ephemeral_slots: Arc::new(Semaphore::new(settings.ephemeral_concurrency.max(1))),
@@ -210,6 +213,7 @@ impl Pool {
             counters: PoolCounters::default(),
             started: Instant::now(),
             warned_bun_version: std::sync::atomic::AtomicBool::new(false),
+            metrics,
         })
     }
 
@@ -274,6 +278,7 @@ impl Pool {
                 let waiting = self.ephemeral_waiting.fetch_add(1, Ordering::AcqRel);
                 let _waiter = WaitGuard(&self.ephemeral_waiting);
                 if waiting >= self.settings.ephemeral_queue {
+                    self.metrics.ephemeral_rejected();
                     return Err(PoolError::QueueFull(waiting));
                 }
                 self.ephemeral_slots
@@ -318,6 +323,7 @@ impl Pool {
             if !installed.contains(&release.dir) {
                 if let Err(error) = self.launcher.install_dependencies(release).await {
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.start_failed(&release.name, "install");
                     tracing::error!(%error, "dependency install failed");
                     return Err(error.into());
                 }
@@ -329,10 +335,18 @@ impl Pool {
             Ok(started) => started,
             Err(error) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let kind = match &error {
+                    StartError::Timeout { .. } => "timeout",
+                    StartError::Spawn { .. } => "spawn",
+                    StartError::Install { .. } => "install",
+                    StartError::Failed { .. } => "failed",
+                };
+                self.metrics.start_failed(&release.name, kind);
                 return Err(error.into());
             }
         };
         self.counters.created.fetch_add(1, Ordering::Relaxed);
+        self.metrics.spawned(&release.name, started.startup);
         if started.bun_version != crate::bun::PINNED_BUN_VERSION
             && !self.warned_bun_version.swap(true, Ordering::Relaxed)
         {
@@ -363,6 +377,7 @@ impl Pool {
             .await;
             lock(&pool.live).remove(&owned.id);
             pool.counters.retired.fetch_add(1, Ordering::Relaxed);
+            pool.metrics.exited(&owned.release.name, reason.as_str());
             tracing::info!(app = %owned.label, pid = owned.pid, reason = reason.as_str(), "child ended");
         });
         Ok(worker)

@@ -33,6 +33,16 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The kind of failure, as the metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Timeout(_) => "timeout",
+            Failure::Unreachable(_) => "unreachable",
+            Failure::ClientBody(_) => "client",
+            _ => "other",
+        }
+    }
+
     /// The error response, after logging the failure once.
     pub fn respond(self, matched: &RuleMatch, context: &ProxyContext<'_>) -> Response {
         let app = context.app;

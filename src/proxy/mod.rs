@@ -89,6 +89,8 @@ pub use websocket::MAX_MESSAGE_BYTES;
 
 /// What the proxy needs to know about the request besides the request itself.
 pub struct ProxyContext<'a> {
+    /// Where target failures are counted.
+    pub metrics: &'a crate::metrics::Metrics,
     /// The client's address.
     pub client: SocketAddr,
     /// The request id, sent on to the target and echoed.
@@ -133,7 +135,10 @@ impl Proxy {
                 headers::set_request_id(response.headers_mut(), context.request_id);
                 response
             }
-            Err(failure) => failure.respond(&matched, &context),
+            Err(failure) => {
+                context.metrics.proxy_failed(context.app, failure.kind());
+                failure.respond(&matched, &context)
+            }
         }
     }
 }

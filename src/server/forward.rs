@@ -18,7 +18,7 @@ use super::limits::{self, LimitedBody};
 use super::static_files::{self, StaticRequest};
 use super::websocket;
 use super::AppState;
-use crate::apps::{Entrypoint, ResolveError};
+use crate::apps::{AppRelease, Entrypoint, ResolveError};
 use crate::ipc::ResponseStart;
 use crate::proxy::ProxyContext;
 use hyper::upgrade::OnUpgrade;
@@ -169,16 +169,50 @@ pub async fn forward(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let started = Instant::now();
     let request_id = state.request_ids.pick(request.headers());
-    match forward_inner(&state, client, request, &request_id).await {
-        Ok(mut response) => {
-            response
-                .headers_mut()
-                .insert(X_REQUEST_ID.clone(), request_id);
-            response
-        }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut served = Served::default();
+    let mut response = match forward_inner(&state, client, request, &request_id, &mut served).await
+    {
+        Ok(response) => response,
         Err(error) => error.into_response_with_id(&request_id),
+    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let (app, version) = served
+        .release
+        .as_ref()
+        .map(|release| (release.name.as_str(), release.version.as_str()))
+        .unwrap_or(("", ""));
+    if served.release.is_some() {
+        state.metrics.request(app, version, status, elapsed);
     }
+    if state.access_log {
+        // Streamed bodies have no length yet; they are logged as "-".
+        let bytes = response
+            .body()
+            .size_hint()
+            .exact()
+            .map(|length| length.to_string())
+            .unwrap_or_else(|| "-".to_owned());
+        tracing::info!(target: "access", method = %method, path = %path, status, bytes = %bytes,
+            duration_ms = elapsed.as_secs_f64() * 1000.0, app, version,
+            pid = served.pid.unwrap_or(0), request_id = request_id.to_str().unwrap_or(""),
+            client = %client.ip(), "request");
+    }
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), request_id);
+    response
+}
+
+/// What a request was routed to, for its metrics and access log line.
+#[derive(Default)]
+struct Served {
+    release: Option<Arc<AppRelease>>,
+    pid: Option<u32>,
 }
 
 async fn forward_inner(
@@ -186,6 +220,7 @@ async fn forward_inner(
     client: SocketAddr,
     request: Request,
     request_id: &HeaderValue,
+    served: &mut Served,
 ) -> Result<Response, RequestError> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path();
@@ -230,6 +265,7 @@ async fn forward_inner(
         }
     };
     let release = release?;
+    served.release = Some(release.clone());
     let setup = state.catalog.setup(&release)?;
     if let Some(matched) = setup.proxy.find(app_path.rest) {
         let context = ProxyContext {
@@ -237,6 +273,7 @@ async fn forward_inner(
             request_id,
             timeout: setup.config.timeout,
             app: &release.label(),
+            metrics: &state.metrics,
         };
         let request = Request::from_parts(parts, body);
         return Ok(state.proxy.forward(matched, request, context).await);
@@ -263,6 +300,7 @@ async fn forward_inner(
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
     if declared.is_some_and(|length| length > body_limit) {
+        state.metrics.body_rejected(&release.name);
         return Err(limits::too_large(body_limit, &release.label()));
     }
     let lease = state
@@ -270,6 +308,7 @@ async fn forward_inner(
         .lease(&release, &setup.config, entrypoint)
         .await?;
     let worker = lease.worker().clone();
+    served.pid = Some(worker.pid);
 
     let host = parts
         .headers
@@ -344,6 +383,7 @@ async fn forward_inner(
         }
     };
     if over_limit.load(Ordering::Acquire) {
+        state.metrics.body_rejected(&release.name);
         return Err(limits::too_large(body_limit, &worker.label));
     }
     worker.record_response(started.elapsed());
@@ -389,7 +429,8 @@ async fn forward_inner(
             };
             let offered = parts.headers.get(http::header::SEC_WEBSOCKET_PROTOCOL);
             let response = websocket::switching_protocols(&key, offered, app_headers);
-            websocket::spawn_session(on_upgrade, stream, lease);
+            let counted = state.metrics.session_opened(&release.name);
+            websocket::spawn_session(on_upgrade, stream, lease, counted);
             return Ok(response);
         }
     };

@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use crate::apps::Entrypoint;
+use crate::metrics::PoolView;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -53,6 +54,23 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /_/metrics`: pool-wide figures.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(pool_metrics(&state))
+}
+
+/// `GET /_/metrics/prometheus`: the Prometheus text exposition.
+pub async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(PoolView {
+        workers: state.pool.workers(),
+        ephemeral_waiting: state.pool.ephemeral_waiting(),
+        ephemeral_running: state.pool.ephemeral_running(),
+    });
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// `GET /_/stats`: pool figures and one entry per live child.

@@ -25,6 +25,7 @@ pub use forward::{split_app_path, AppPath, RequestIds};
 pub use limits::BodyLimits;
 
 use crate::apps::AppCatalog;
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::pool::Pool;
 use crate::proxy::Proxy;
@@ -47,6 +48,10 @@ pub struct AppState {
     pub master_key: Option<String>,
     /// Connection pools for proxy rules.
     pub proxy: Proxy,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether each request gets an access log line.
+    pub access_log: bool,
     /// False once draining starts; readiness follows it.
     ready: AtomicBool,
 }
@@ -68,6 +73,8 @@ impl AppState {
             homepage: None,
             master_key: None,
             proxy: Proxy::new(),
+            metrics: Arc::new(Metrics::new()),
+            access_log: true,
             ready: AtomicBool::new(true),
         }
     }
@@ -90,6 +97,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(deployments::routes())
         .merge(dashboard::routes())
         .route("/_/sse", get(internal::sse))
+        .route("/_/metrics/prometheus", get(internal::prometheus))
+        .route("/_/plugin-metrics/prometheus", get(internal::prometheus))
         .fallback(forward::forward)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

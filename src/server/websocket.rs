@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::ipc::{SessionEvent, StreamHandle};
+use crate::metrics::SessionGuard;
 use crate::pool::Lease;
 
 /// Largest message a client may send into an app.
@@ -86,8 +87,14 @@ pub fn switching_protocols(
 
 /// Runs the session in the background once hyper hands over the connection. The
 /// lease keeps the child from going idle or retiring while the session is open.
-pub fn spawn_session(on_upgrade: OnUpgrade, stream: StreamHandle, lease: Lease) {
+pub fn spawn_session(
+    on_upgrade: OnUpgrade,
+    stream: StreamHandle,
+    lease: Lease,
+    counted: SessionGuard,
+) {
     tokio::spawn(async move {
+        let _counted = counted;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {

@@ -127,6 +127,10 @@ impl Supervisor {
     pub fn start_with_env(apps: &Apps, extra: &[&str], env: &[(&str, &str)]) -> Supervisor {
         let mut command = Command::new(env!("CARGO_BIN_EXE_buntime-supervisor"));
         command.arg("run");
+        if !extra.contains(&"--log-format") {
+            // Tests read the human format unless they ask for JSON.
+            command.args(["--log-format", "text"]);
+        }
         if !extra.contains(&"--apps") && !extra.contains(&"--config") {
             command.arg("--apps").arg(apps.path());
         }
