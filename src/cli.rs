@@ -21,6 +21,23 @@ pub struct Cli {
 pub enum Command {
     /// Serve the apps found in the app dirs.
     Run(RunArgs),
+    /// Check the runtime config and every app's config and entrypoint; print one line
+    /// per problem and exit non-zero if there is any.
+    Check(SourceArgs),
+    /// List the apps and versions found in the app dirs.
+    Apps(SourceArgs),
+}
+
+/// Where `check` and `apps` look.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// App dirs, separated by `:` like PATH (or `workerDirs` in the config).
+    #[arg(long, env = "RUNTIME_WORKER_DIRS", value_delimiter = ':')]
+    pub apps: Vec<PathBuf>,
+
+    /// The runtime config file (default: `buntime.jsonc` in the working directory).
+    #[arg(long, env = "RUNTIME_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `run`. Settings left out here come from `buntime.jsonc`, then defaults.

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line and its flags.
+//! - [`check`]: `check` and `apps`: validating and listing what a run would serve.
 //! - [`run`]: turning flags into a running supervisor, and shutting it down.
 //! - [`settings`]: merging flags, environment and `buntime.jsonc` into one set of settings.
 //! - [`config`]: `buntime.jsonc`, per-app `worker.jsonc`, and the duration and size units.
@@ -24,6 +25,7 @@
 
 pub mod apps;
 pub mod bun;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod ipc;

@@ -3,11 +3,21 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use buntime_supervisor::cli::{Cli, Command, LogFormat};
+use buntime_supervisor::check::{listing, problems, Sources};
+use buntime_supervisor::cli::{Cli, Command, LogFormat, SourceArgs};
 
 fn main() {
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Check(sources) => std::process::exit(check(&sources)),
+        Command::Apps(sources) => {
+            for line in listing(&to_sources(&sources)) {
+                println!("{line}");
+            }
+            std::process::exit(0);
+        }
+    };
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|filter| EnvFilter::try_new(filter).ok())
@@ -45,5 +55,27 @@ fn main() {
         tracing::error!("{error}");
         eprintln!("buntime-supervisor: {error}");
         std::process::exit(error.exit_code());
+    }
+}
+
+fn to_sources(args: &SourceArgs) -> Sources {
+    Sources {
+        apps: args.apps.clone(),
+        config: args.config.clone(),
+    }
+}
+
+/// Prints every problem and returns the exit code: 0 when there is none, 1 otherwise.
+fn check(args: &SourceArgs) -> i32 {
+    let found = problems(&to_sources(args));
+    for problem in &found {
+        println!("{problem}");
+    }
+    if found.is_empty() {
+        eprintln!("buntime-supervisor check: no problems found");
+        0
+    } else {
+        eprintln!("buntime-supervisor check: {} problem(s) found", found.len());
+        1
     }
 }

@@ -55,3 +55,25 @@ impl ConfigError {
         }
     }
 }
+
+/// Parses a JSON5 config file, turning a syntax error into one line naming the file,
+/// the line and column, and what was expected there.
+pub(crate) fn parse_json5(file: &Path, text: &str) -> Result<Value, ConfigError> {
+    json5::from_str(text).map_err(|error| {
+        let json5::Error::Message { msg, location } = &error;
+        // The parser's message is a multi-line drawing; its "= …" line says what is wrong.
+        let what = msg
+            .lines()
+            .map(str::trim)
+            .find_map(|line| line.strip_prefix("= "))
+            .unwrap_or_else(|| msg.lines().next().unwrap_or("invalid JSON5"));
+        let reason = match location {
+            Some(at) => format!(
+                "invalid JSON5 at line {}, column {}: {what}",
+                at.line, at.column
+            ),
+            None => format!("invalid JSON5: {what}"),
+        };
+        ConfigError::unreadable(file, &reason)
+    })
+}

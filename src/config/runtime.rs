@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::units::{parse_duration, parse_size};
-use super::ConfigError;
+use super::{parse_json5, ConfigError};
 
 /// Keys the runtime config may hold.
 const KNOWN_KEYS: &[&str] = &[
@@ -73,8 +73,7 @@ impl RuntimeConfig {
             }
             Err(error) => return Err(ConfigError::unreadable(file, &error.to_string())),
         };
-        let value: Value = json5::from_str(&text)
-            .map_err(|error| ConfigError::unreadable(file, &error.to_string()))?;
+        let value = parse_json5(file, &text)?;
         Self::from_value(file, &value)
     }
 

@@ -26,7 +26,7 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
         .parse()
         .ok()
         .filter(|amount: &f64| amount.is_finite() && *amount >= 0.0)
-        .ok_or_else(|| format!("{text:?} is not a duration (try \"30s\", \"500ms\" or \"5m\")"))?;
+        .ok_or_else(|| "is not a duration (try \"30s\", \"500ms\" or \"5m\")".to_owned())?;
     let seconds_per_unit = match unit.to_ascii_lowercase().as_str() {
         "ms" => 0.001,
         "" | "s" => 1.0,
@@ -34,11 +34,7 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         "d" => 86_400.0,
         "w" => 604_800.0,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a duration (units: ms, s, m, h, d, w; try \"30s\")"
-            ))
-        }
+        _ => return Err("is not a duration (units: ms, s, m, h, d, w; try \"30s\")".to_owned()),
     };
     bounded_seconds(amount * seconds_per_unit)
 }
@@ -72,13 +68,13 @@ pub fn parse_size_text(text: &str) -> Result<u64, String> {
         .parse()
         .ok()
         .filter(|amount: &f64| amount.is_finite() && *amount >= 0.0)
-        .ok_or_else(|| format!("{text:?} is not a size (try \"10mb\" or \"512kb\")"))?;
+        .ok_or_else(|| "is not a size (try \"10mb\" or \"512kb\")".to_owned())?;
     let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1 << 10,
         "mb" | "m" => 1 << 20,
         "gb" | "g" => 1 << 30,
-        _ => return Err(format!("{text:?} is not a size (units: b, kb, mb, gb)")),
+        _ => return Err("is not a size (units: b, kb, mb, gb)".to_owned()),
     };
     Ok((amount * multiplier as f64) as u64)
 }

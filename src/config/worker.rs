@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::units::{parse_duration, parse_size};
-use super::ConfigError;
+use super::{parse_json5, ConfigError};
 
 /// Keys a worker config may hold (Buntime's names).
 const KNOWN_KEYS: &[&str] = &[
@@ -81,49 +81,75 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Loads the config of the app in `app_dir`; an app without one gets the defaults.
     pub fn load(app_dir: &Path) -> Result<Self, ConfigError> {
+        let (config, mut problems) = Self::load_all(app_dir);
+        match problems.is_empty() {
+            true => Ok(config),
+            false => Err(problems.remove(0)),
+        }
+    }
+
+    /// Loads the config and reports every problem in it, not only the first (what
+    /// `check` prints). The config holds the values that were valid.
+    pub fn load_all(app_dir: &Path) -> (Self, Vec<ConfigError>) {
+        let parsed = |file: &Path| -> Result<Option<Value>, ConfigError> {
+            match read_if_present(file)? {
+                Some(text) => parse_json5(file, &text).map(Some),
+                None => Ok(None),
+            }
+        };
         for name in ["worker.jsonc", "worker.config.json"] {
             let file = app_dir.join(name);
-            if let Some(text) = read_if_present(&file)? {
-                let value = parse_json5(&file, &text)?;
-                return Self::from_value(&file, &value);
+            match parsed(&file) {
+                Ok(Some(value)) => return Self::from_value_all(&file, &value),
+                Ok(None) => {}
+                Err(error) => return (Self::default(), vec![error]),
             }
         }
         let package = app_dir.join("package.json");
-        if let Some(text) = read_if_present(&package)? {
-            let value = parse_json5(&package, &text)?;
-            if let Some(section) = value.get("workerConfig") {
-                return Self::from_value(&package, section);
-            }
+        match parsed(&package) {
+            Ok(Some(value)) => match value.get("workerConfig") {
+                Some(section) => Self::from_value_all(&package, section),
+                None => (Self::default(), Vec::new()),
+            },
+            Ok(None) => (Self::default(), Vec::new()),
+            Err(error) => (Self::default(), vec![error]),
         }
-        Ok(Self::default())
     }
 
     /// Builds a config from a parsed file, checking every key and value.
     pub fn from_value(file: &Path, value: &Value) -> Result<Self, ConfigError> {
-        let Value::Object(map) = value else {
-            return Err(ConfigError::new(
-                file,
-                "",
-                value,
-                "the config must be an object",
-            ));
-        };
+        let (config, mut problems) = Self::from_value_all(file, value);
+        match problems.is_empty() {
+            true => Ok(config),
+            false => Err(problems.remove(0)),
+        }
+    }
+
+    fn from_value_all(file: &Path, value: &Value) -> (Self, Vec<ConfigError>) {
         let mut config = WorkerConfig {
             source: Some(file.to_path_buf()),
             ..WorkerConfig::default()
         };
+        let Value::Object(map) = value else {
+            let error = ConfigError::new(file, "", value, "the config must be an object");
+            return (config, vec![error]);
+        };
+        let mut problems = Vec::new();
         for (key, value) in map {
             if !KNOWN_KEYS.contains(&key.as_str()) {
-                return Err(ConfigError::new(
+                problems.push(ConfigError::new(
                     file,
                     key,
                     value,
                     &format!("unknown key (known keys: {})", KNOWN_KEYS[1..].join(", ")),
                 ));
+                continue;
             }
-            config.apply(file, key, value)?;
+            if let Err(error) = config.apply(file, key, value) {
+                problems.push(error);
+            }
         }
-        Ok(config)
+        (config, problems)
     }
 
     fn apply(&mut self, file: &Path, key: &str, value: &Value) -> Result<(), ConfigError> {
@@ -227,10 +253,6 @@ fn read_if_present(file: &Path) -> Result<Option<String>, ConfigError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(ConfigError::unreadable(file, &error.to_string())),
     }
-}
-
-fn parse_json5(file: &Path, text: &str) -> Result<Value, ConfigError> {
-    json5::from_str(text).map_err(|error| ConfigError::unreadable(file, &error.to_string()))
 }
 
 #[cfg(test)]
