@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the apps found in the app dirs.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check the runtime config and every app's config and entrypoint; print one line
     /// per problem and exit non-zero if there is any.
     Check(SourceArgs),

@@ -9,7 +9,7 @@ use buntime_supervisor::cli::{Cli, Command, LogFormat, SourceArgs};
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
         Command::Check(sources) => std::process::exit(check(&sources)),
         Command::Apps(sources) => {
             for line in listing(&to_sources(&sources)) {
