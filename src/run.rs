@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::apps::{AppCatalog, Collision};
+use crate::apps::{AppCatalog, Collision, Entrypoint};
 use crate::bun::{find_bun, BunNotFound};
 use crate::cli::RunArgs;
 use crate::metrics::Metrics;
@@ -147,6 +147,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     state.homepage = settings.homepage.clone();
     state.master_key = settings.master_key.clone();
     let state = Arc::new(state);
+    tokio::spawn(prewarm(state.clone()));
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     let result = serve(listener, state, stop, settings.shutdown_grace).await;
@@ -155,6 +156,27 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     tracing::info!("stopped");
     result.map_err(RunError::Serve)
+}
+
+/// Starts the `minInstances` children of every app's default release, so they take
+/// their first request without a cold start.
+async fn prewarm(state: Arc<AppState>) {
+    for name in state.catalog.app_names() {
+        let Ok(release) = state.catalog.resolve(&name, None) else {
+            continue;
+        };
+        let Ok(setup) = state.catalog.setup(&release) else {
+            continue;
+        };
+        if let Entrypoint::Module(entrypoint) = &setup.entrypoint {
+            if setup.config.min_instances > 0 {
+                state
+                    .pool
+                    .prewarm(&release, &setup.config, entrypoint)
+                    .await;
+            }
+        }
+    }
 }
 
 async fn stop_on_signal(stop: CancellationToken) {

@@ -25,6 +25,9 @@ const KNOWN_KEYS: &[&str] = &[
     "maxBodySize",
     "publicRoutes",
     "proxy",
+    "minInstances",
+    "maxInstances",
+    "targetConcurrency",
 ];
 
 /// How one app's children are started and retired.
@@ -56,6 +59,12 @@ pub struct WorkerConfig {
     pub public_routes: Value,
     /// Proxy rules, kept as written.
     pub proxy: Vec<Value>,
+    /// Children kept running from boot, never retired for being idle.
+    pub min_instances: usize,
+    /// Most children the app may have at once.
+    pub max_instances: usize,
+    /// Requests in flight per child before another child is added.
+    pub target_concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -74,6 +83,9 @@ impl Default for WorkerConfig {
             max_body_size: None,
             public_routes: Value::Null,
             proxy: Vec::new(),
+            min_instances: 0,
+            max_instances: 1,
+            target_concurrency: 8,
         }
     }
 }
@@ -149,6 +161,16 @@ impl WorkerConfig {
                 problems.push(error);
             }
         }
+        if config.min_instances > config.max_instances {
+            if let Some(value) = map.get("minInstances") {
+                problems.push(ConfigError::new(
+                    file,
+                    "minInstances",
+                    value,
+                    &format!("is more than maxInstances ({})", config.max_instances),
+                ));
+            }
+        }
         (config, problems)
     }
 
@@ -204,6 +226,18 @@ impl WorkerConfig {
                 }
                 self.public_routes = value.clone();
             }
+            "minInstances" => {
+                self.min_instances =
+                    count(value, 0).ok_or_else(|| fail("must be a whole number, 0 or more"))?
+            }
+            "maxInstances" => {
+                self.max_instances =
+                    count(value, 1).ok_or_else(|| fail("must be a whole number, at least 1"))?
+            }
+            "targetConcurrency" => {
+                self.target_concurrency = count(value, 1)
+                    .ok_or_else(|| fail("must be a whole number of requests, at least 1"))?
+            }
             "proxy" => {
                 let rules = value
                     .as_array()
@@ -214,6 +248,13 @@ impl WorkerConfig {
         }
         Ok(())
     }
+}
+
+fn count(value: &Value, least: u64) -> Option<usize> {
+    value
+        .as_u64()
+        .filter(|n| *n >= least && *n <= 1024)
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 fn boolean(value: &Value) -> Option<bool> {

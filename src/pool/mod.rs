@@ -158,8 +158,10 @@ impl PoolCounters {
 /// One app release's place in the LRU.
 #[derive(Default)]
 struct Slot {
-    /// The child new requests go to.
-    current: Mutex<Option<Arc<Worker>>>,
+    /// The release's children that take requests, oldest first.
+    workers: Mutex<Vec<Arc<Worker>>>,
+    /// Set while an extra child is being started, so one scale-out runs at a time.
+    scaling: std::sync::atomic::AtomicBool,
     /// Held while a child starts, so concurrent requests start only one.
     start_lock: tokio::sync::Mutex<()>,
     /// The last failed start, so requests that queued behind it share its error
@@ -230,8 +232,11 @@ impl Pool {
         }
         let slot = lock(&self.slots).get(&release.dir).cloned();
         if let Some(slot) = &slot {
-            if let Some(lease) = current_lease(slot) {
+            if let Some((lease, saturated)) = slot.lease() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                if saturated {
+                    self.scale_out(slot, release, entrypoint);
+                }
                 return Ok(lease);
             }
         }
@@ -246,7 +251,7 @@ impl Pool {
         };
         let queued_at = Instant::now();
         let _starting = slot.start_lock.lock().await;
-        if let Some(lease) = current_lease(&slot) {
+        if let Some((lease, _)) = slot.lease() {
             return Ok(lease);
         }
         if let Some((failed_at, error)) = lock(&slot.last_failure).as_ref() {
@@ -254,7 +259,10 @@ impl Pool {
                 return Err(error.clone());
             }
         }
-        let worker = match self.start_worker(release, config, entrypoint).await {
+        let worker = match self
+            .start_worker(release, config, entrypoint, Arc::downgrade(&slot))
+            .await
+        {
             Ok(worker) => worker,
             Err(error) => {
                 *lock(&slot.last_failure) = Some((Instant::now(), error.clone()));
@@ -262,8 +270,79 @@ impl Pool {
             }
         };
         let lease = worker.try_lease(None);
-        *lock(&slot.current) = Some(worker);
+        lock(&slot.workers).push(worker);
         lease.ok_or(PoolError::ShuttingDown)
+    }
+
+    /// Starts one more child for a release whose children are all saturated, in the
+    /// background: the request that noticed goes to the least-loaded child meanwhile.
+    fn scale_out(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        release: &Arc<AppRelease>,
+        entrypoint: &std::path::Path,
+    ) {
+        if slot.scaling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.clone();
+        let slot = slot.clone();
+        let release = release.clone();
+        let entrypoint = entrypoint.to_path_buf();
+        tokio::spawn(async move {
+            let config = lock(&slot.workers)
+                .first()
+                .map(|worker| worker.config.clone());
+            if let Some(config) = config {
+                tracing::debug!(app = %release.label(), "all children saturated; starting another");
+                pool.add_worker(&slot, &release, config, &entrypoint).await;
+            }
+            slot.scaling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Starts a child into `slot` unless the slot already has its most children.
+    async fn add_worker(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        release: &Arc<AppRelease>,
+        config: Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) {
+        if slot.accepting() >= config.max_instances || self.shutdown.is_cancelled() {
+            return;
+        }
+        match self
+            .start_worker(release, config, entrypoint, Arc::downgrade(slot))
+            .await
+        {
+            Ok(worker) => lock(&slot.workers).push(worker),
+            Err(error) => {
+                tracing::warn!(app = %release.label(), %error, "could not start another child")
+            }
+        }
+    }
+
+    /// Starts the `minInstances` children of a release ahead of any request.
+    pub async fn prewarm(
+        self: &Arc<Self>,
+        release: &Arc<AppRelease>,
+        config: &Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) {
+        if config.ephemeral || config.min_instances == 0 {
+            return;
+        }
+        let slot = self.insert_slot(&release.dir);
+        let _starting = slot.start_lock.lock().await;
+        while slot.accepting() < config.min_instances.min(config.max_instances) {
+            let before = slot.accepting();
+            self.add_worker(&slot, release, config.clone(), entrypoint)
+                .await;
+            if slot.accepting() == before {
+                break;
+            }
+        }
     }
 
     async fn lease_ephemeral(
@@ -288,7 +367,9 @@ impl Pool {
                     .map_err(|_| PoolError::ShuttingDown)?
             }
         };
-        let worker = self.start_worker(release, config, entrypoint).await?;
+        let worker = self
+            .start_worker(release, config, entrypoint, std::sync::Weak::new())
+            .await?;
         worker
             .try_lease(Some(permit))
             .ok_or(PoolError::ShuttingDown)
@@ -303,7 +384,7 @@ impl Pool {
         if let Some((evicted_dir, evicted)) = slots.push(dir.clone(), slot.clone()) {
             if &evicted_dir != dir {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-                if let Some(worker) = lock(&evicted.current).take() {
+                for worker in std::mem::take(&mut *lock(&evicted.workers)) {
                     tracing::debug!(app = %worker.label, pid = worker.pid, "evicting least recently used app");
                     worker.retire(ExitReason::Evicted);
                 }
@@ -317,6 +398,7 @@ impl Pool {
         release: &Arc<AppRelease>,
         config: Arc<WorkerConfig>,
         entrypoint: &std::path::Path,
+        slot: std::sync::Weak<Slot>,
     ) -> Result<Arc<Worker>, PoolError> {
         if config.auto_install {
             let mut installed = self.installed.lock().await;
@@ -362,6 +444,8 @@ impl Pool {
             started.pid,
             started.bun_version,
             started.connection,
+            entrypoint.to_path_buf(),
+            slot,
         ));
         lock(&self.live).insert(id, worker.clone());
         let pool = self.clone();
@@ -379,6 +463,15 @@ impl Pool {
             pool.counters.retired.fetch_add(1, Ordering::Relaxed);
             pool.metrics.exited(&owned.release.name, reason.as_str());
             tracing::info!(app = %owned.label, pid = owned.pid, reason = reason.as_str(), "child ended");
+            // Keep minInstances running: a child that ended is replaced while its slot
+            // is still in the pool.
+            let slot = owned.slot();
+            let keep = owned.config.min_instances.min(owned.config.max_instances);
+            if let Some(slot) = slot {
+                if keep > 0 && !pool.shutdown.is_cancelled() && reason != ExitReason::Evicted {
+                    tokio::spawn(replenish(pool.clone(), slot, owned.clone(), keep));
+                }
+            }
         });
         Ok(worker)
     }
@@ -482,8 +575,72 @@ impl Pool {
     }
 }
 
-fn current_lease(slot: &Slot) -> Option<Lease> {
-    lock(&slot.current).as_ref()?.try_lease(None)
+/// Starts a replacement child when a slot fell below its `minInstances`. Boxed so
+/// the start-up future does not contain itself.
+fn replenish(
+    pool: Arc<Pool>,
+    slot: Arc<Slot>,
+    ended: Arc<Worker>,
+    keep: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if slot.accepting() < keep {
+            pool.add_worker(
+                &slot,
+                &ended.release,
+                ended.config.clone(),
+                &ended.entrypoint,
+            )
+            .await;
+        }
+    })
+}
+
+impl Slot {
+    /// Leases the least-loaded child that takes requests, dropping ended ones from
+    /// the list. Also says whether every child is now at its target concurrency while
+    /// there is room for another.
+    fn lease(&self) -> Option<(Lease, bool)> {
+        let mut workers = lock(&self.workers);
+        workers.retain(|worker| worker.accepts());
+        let (single, config) = match workers.first() {
+            Some(first) => (
+                workers.len() == 1 && first.config.max_instances == 1,
+                first.config.clone(),
+            ),
+            None => return None,
+        };
+        if single {
+            return workers[0].try_lease(None).map(|lease| (lease, false));
+        }
+        let least = workers
+            .iter()
+            .min_by_key(|worker| worker.in_flight())?
+            .clone();
+        let lease = least.try_lease(None)?;
+        let saturated = workers.len() < config.max_instances
+            && workers
+                .iter()
+                .all(|worker| worker.in_flight() >= config.target_concurrency);
+        Some((lease, saturated))
+    }
+
+    /// Children that take requests.
+    fn accepting(&self) -> usize {
+        lock(&self.workers)
+            .iter()
+            .filter(|worker| worker.accepts())
+            .count()
+    }
+
+    /// Whether `worker` is an extra child beyond what the app keeps when quiet: more
+    /// than `max(minInstances, 1)` children, and not one of the oldest that many.
+    fn is_surplus(&self, worker: &Worker) -> bool {
+        let workers = lock(&self.workers);
+        let keep = worker.config.min_instances.max(1);
+        let accepting: Vec<&Arc<Worker>> = workers.iter().filter(|w| w.accepts()).collect();
+        accepting.len() > keep && !accepting.iter().take(keep).any(|w| w.id == worker.id)
+    }
 }
 
 struct WaitGuard<'a>(&'a AtomicUsize);

@@ -42,6 +42,8 @@ pub enum ExitReason {
     Crash,
     /// Did not answer a health probe after a request timed out.
     Unresponsive,
+    /// An extra child of a scaled-out app went idle.
+    Idle,
     /// Broke the IPC protocol.
     ProtocolError,
 }
@@ -58,6 +60,7 @@ impl ExitReason {
             ExitReason::Manual => "manual",
             ExitReason::Crash => "crash",
             ExitReason::Unresponsive => "timeout",
+            ExitReason::Idle => "idle",
             ExitReason::ProtocolError => "protocol_error",
         }
     }
@@ -108,6 +111,10 @@ pub struct Worker {
     pub label: String,
     /// The config it was started with.
     pub config: Arc<WorkerConfig>,
+    /// The module the child runs, for starting a replacement.
+    pub entrypoint: std::path::PathBuf,
+    /// The release's slot in the pool, for scaling decisions; empty for ephemeral children.
+    slot: std::sync::Weak<super::Slot>,
     /// The OS process id.
     pub pid: u32,
     /// The Bun version the child reported.
@@ -169,6 +176,8 @@ impl Worker {
         pid: u32,
         bun_version: String,
         connection: Connection,
+        entrypoint: std::path::PathBuf,
+        slot: std::sync::Weak<super::Slot>,
     ) -> Self {
         let now = Instant::now();
         Worker {
@@ -176,6 +185,8 @@ impl Worker {
             label: release.label(),
             release,
             config,
+            entrypoint,
+            slot,
             pid,
             bun_version,
             started: now,
@@ -204,6 +215,25 @@ impl Worker {
     /// The current state.
     pub fn state(&self) -> WorkerState {
         self.activity().state
+    }
+
+    /// Whether the child takes new requests.
+    pub fn accepts(&self) -> bool {
+        !self.connection.is_closed()
+            && matches!(
+                self.activity().state,
+                WorkerState::Ready | WorkerState::Active | WorkerState::Idle
+            )
+    }
+
+    /// Requests and sessions in flight.
+    pub fn in_flight(&self) -> usize {
+        self.activity().in_flight
+    }
+
+    /// The release's slot, while it is in the pool.
+    pub(super) fn slot(&self) -> Option<Arc<super::Slot>> {
+        self.slot.upgrade()
     }
 
     /// Takes a request if the child still accepts them; the lease ends it on drop.
@@ -412,6 +442,10 @@ pub(super) async fn own_child(
                     drop(activity);
                     tracing::debug!(app = %worker.label, pid = worker.pid, "child idle");
                     worker.connection.send_control(FrameType::Idle, &[]);
+                    // An extra child of a scaled-out app is not kept once it is idle.
+                    if worker.slot().is_some_and(|slot| slot.is_surplus(&worker)) {
+                        worker.retire(ExitReason::Idle);
+                    }
                 }
             }
             _ = sleep_opt(ttl_at) => {

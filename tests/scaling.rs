@@ -1,0 +1,125 @@
+//! Several children per app: scaling out under load, back in when idle, and children
+//! kept from boot.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, process_alive, Apps, Supervisor};
+
+async fn children_of_app(supervisor: &Supervisor, app: &str) -> Vec<(u32, String)> {
+    let (_, body) = supervisor.get("/_/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|worker| worker["app"] == app)
+        .map(|worker| {
+            (
+                worker["pid"].as_u64().unwrap() as u32,
+                worker["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_saturated_app_gets_another_child_and_sheds_it_when_idle() {
+    let apps = Apps::with(&["scaled@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let slow = |ms: u64| {
+        let client = supervisor.client.clone();
+        let url = supervisor.url(&format!("/scaled/?ms={ms}"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    let first = slow(2000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The only child has a request in flight: this one notices and a second starts.
+    let second = slow(1500);
+    let mut started = false;
+    for _ in 0..100 {
+        if children_of_app(&supervisor, "scaled").await.len() == 2 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "a second child started");
+    let third = supervisor.get("/scaled/").await.1;
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(
+        first, second,
+        "the second request went to the busy child while the new one started"
+    );
+    assert_ne!(third, first, "the new child takes the next request");
+    let extra: u32 = third.parse().unwrap();
+    let kept: u32 = first.parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(6), || !process_alive(extra)).await,
+        "the extra child retires once idle"
+    );
+    assert!(process_alive(kept), "one child stays");
+    assert_eq!(supervisor.get("/scaled/").await.1, first);
+}
+
+#[tokio::test]
+async fn min_instances_start_at_boot_and_stay_through_idle() {
+    let apps = Apps::with(&["warm@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let mut children = Vec::new();
+    for _ in 0..100 {
+        children = children_of_app(&supervisor, "warm").await;
+        if children.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        children.len(),
+        2,
+        "two children before any request: {children:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after_idle = children_of_app(&supervisor, "warm").await;
+    assert_eq!(
+        after_idle.len(),
+        2,
+        "minInstances children are kept when idle: {after_idle:?}"
+    );
+    let pid: u32 = supervisor.get("/warm/").await.1.parse().unwrap();
+    assert!(
+        children.iter().any(|(p, _)| *p == pid),
+        "a request lands on a pre-started child"
+    );
+}
+
+#[tokio::test]
+async fn a_min_instance_that_dies_is_replaced() {
+    let apps = Apps::with(&["warm@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let mut children = Vec::new();
+    for _ in 0..100 {
+        children = children_of_app(&supervisor, "warm").await;
+        if children.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let victim = children[0].0;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut replaced = false;
+    for _ in 0..100 {
+        let now = children_of_app(&supervisor, "warm").await;
+        if now.len() == 2 && now.iter().all(|(pid, _)| *pid != victim) {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(replaced, "back to two children without the dead one");
+}
