@@ -109,6 +109,10 @@ pub struct RunArgs {
     #[arg(long, env = "RUNTIME_EPHEMERAL_QUEUE", default_value_t = 100)]
     pub ephemeral_queue: usize,
 
+    /// Most spare children (started ahead for apps with `spares`) across all apps.
+    #[arg(long, env = "RUNTIME_MAX_SPARES", default_value_t = 8)]
+    pub max_spares: usize,
+
     /// Request body limit for apps that set no `maxBodySize` [default: 10mb].
     #[arg(long, env = "RUNTIME_MAX_BODY_SIZE", value_parser = size)]
     pub max_body_size: Option<u64>,

@@ -114,6 +114,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             pool_size: settings.pool_size,
             ephemeral_concurrency: args.ephemeral_concurrency.unwrap_or(cpus * 2).max(1),
             ephemeral_queue: args.ephemeral_queue,
+            max_spares: args.max_spares,
             timings: RetireTimings {
                 drain: args.drain_timeout,
                 terminate: args.terminate_timeout,
@@ -169,7 +170,7 @@ async fn prewarm(state: Arc<AppState>) {
             continue;
         };
         if let Entrypoint::Module(entrypoint) = &setup.entrypoint {
-            if setup.config.min_instances > 0 {
+            if setup.config.min_instances > 0 || setup.config.spares > 0 {
                 state
                     .pool
                     .prewarm(&release, &setup.config, entrypoint)

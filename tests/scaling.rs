@@ -123,3 +123,88 @@ async fn a_min_instance_that_dies_is_replaced() {
     }
     assert!(replaced, "back to two children without the dead one");
 }
+
+/// Pids of the app's children that have served no request yet.
+async fn fresh_children(supervisor: &Supervisor, app: &str) -> Vec<u32> {
+    let (_, body) = supervisor.get("/_/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|worker| worker["app"] == app && worker["requests"] == 0)
+        .map(|worker| worker["pid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+async fn wait_for_fresh(supervisor: &Supervisor, app: &str, not: &[u32]) -> u32 {
+    for _ in 0..200 {
+        if let Some(pid) = fresh_children(supervisor, app)
+            .await
+            .into_iter()
+            .find(|pid| !not.contains(pid))
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no spare child of {app} appeared");
+}
+
+#[tokio::test]
+async fn ephemeral_requests_are_served_by_a_warm_spare_that_is_then_replaced() {
+    let apps = Apps::with(&["ephemeral-spare@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &[]);
+    let spare = wait_for_fresh(&supervisor, "ephemeral-spare", &[]).await;
+    let served: u32 = supervisor
+        .get("/ephemeral-spare/pid")
+        .await
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(served, spare, "the request got the spare started at boot");
+    let next_spare = wait_for_fresh(&supervisor, "ephemeral-spare", &[spare]).await;
+    assert_ne!(next_spare, spare);
+    let served: u32 = supervisor
+        .get("/ephemeral-spare/pid")
+        .await
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(served, next_spare, "and the next one the replacement");
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(spare)).await,
+        "used spares retire"
+    );
+}
+
+#[tokio::test]
+async fn spares_can_be_turned_off_globally() {
+    let apps = Apps::with(&["ephemeral-spare@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &["--max-spares", "0"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(fresh_children(&supervisor, "ephemeral-spare")
+        .await
+        .is_empty());
+    assert_eq!(supervisor.get("/ephemeral-spare/pid").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_first_request_after_scale_to_zero_takes_a_spare() {
+    let apps = Apps::with(&["hello@1.0.0"]);
+    apps.config("hello@1.0.0", "{ spares: 1, ttl: \"1s\" }");
+    let supervisor = Supervisor::start(&apps, &[]);
+    let spare = wait_for_fresh(&supervisor, "hello", &[]).await;
+    assert_eq!(
+        supervisor.pid("hello").await,
+        spare,
+        "no cold start for the first request"
+    );
+    // Once that child expires, the next request again finds a spare waiting.
+    let next_spare = wait_for_fresh(&supervisor, "hello", &[spare]).await;
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(spare)).await,
+        "the ttl ends the used child"
+    );
+    assert_eq!(supervisor.pid("hello").await, next_spare);
+}

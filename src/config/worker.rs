@@ -28,6 +28,7 @@ const KNOWN_KEYS: &[&str] = &[
     "minInstances",
     "maxInstances",
     "targetConcurrency",
+    "spares",
 ];
 
 /// How one app's children are started and retired.
@@ -65,6 +66,9 @@ pub struct WorkerConfig {
     pub max_instances: usize,
     /// Requests in flight per child before another child is added.
     pub target_concurrency: usize,
+    /// Children started ahead and kept READY, so the request that needs a new child
+    /// (ephemeral, or the first after scale to zero) gets one at once.
+    pub spares: usize,
 }
 
 impl Default for WorkerConfig {
@@ -86,6 +90,7 @@ impl Default for WorkerConfig {
             min_instances: 0,
             max_instances: 1,
             target_concurrency: 8,
+            spares: 0,
         }
     }
 }
@@ -237,6 +242,9 @@ impl WorkerConfig {
             "targetConcurrency" => {
                 self.target_concurrency = count(value, 1)
                     .ok_or_else(|| fail("must be a whole number of requests, at least 1"))?
+            }
+            "spares" => {
+                self.spares = count(value, 0).ok_or_else(|| fail("must be a whole number of children, 0 or more"))?
             }
             "proxy" => {
                 let rules = value

@@ -112,6 +112,8 @@ pub struct PoolSettings {
     pub ephemeral_concurrency: usize,
     /// Most ephemeral requests waiting for a slot.
     pub ephemeral_queue: usize,
+    /// Most spare children kept across all apps.
+    pub max_spares: usize,
     /// Retire timings.
     pub timings: RetireTimings,
 }
@@ -191,6 +193,10 @@ pub struct Pool {
     /// Counters for the internal API.
     pub counters: PoolCounters,
     started: Instant,
+    /// READY children kept aside per release dir, handed out instead of a cold start.
+    spares: Mutex<HashMap<PathBuf, Vec<Arc<Worker>>>>,
+    /// Release dirs whose spares are being started, so one refill runs at a time.
+    refilling: Mutex<HashSet<PathBuf>>,
     /// Set once a Bun version mismatch has been logged.
     warned_bun_version: std::sync::atomic::AtomicBool,
     /// Where spawns, exits and start failures are counted.
@@ -215,6 +221,8 @@ impl Pool {
             counters: PoolCounters::default(),
             started: Instant::now(),
             warned_bun_version: std::sync::atomic::AtomicBool::new(false),
+            spares: Mutex::new(HashMap::new()),
+            refilling: Mutex::new(HashSet::new()),
             metrics,
         })
     }
@@ -259,10 +267,19 @@ impl Pool {
                 return Err(error.clone());
             }
         }
-        let worker = match self
-            .start_worker(release, config, entrypoint, Arc::downgrade(&slot))
-            .await
-        {
+        let spare = self.take_spare(&release.dir);
+        self.refill_spares(release, &config, entrypoint);
+        let started = match spare {
+            Some(spare) => {
+                spare.attach(&slot);
+                Ok(spare)
+            }
+            None => {
+                self.start_worker(release, config, entrypoint, Arc::downgrade(&slot))
+                    .await
+            }
+        };
+        let worker = match started {
             Ok(worker) => worker,
             Err(error) => {
                 *lock(&slot.last_failure) = Some((Instant::now(), error.clone()));
@@ -323,6 +340,44 @@ impl Pool {
         }
     }
 
+    /// A READY spare child of the release, if one is kept.
+    fn take_spare(&self, dir: &PathBuf) -> Option<Arc<Worker>> {
+        let mut spares = lock(&self.spares);
+        let kept = spares.get_mut(dir)?;
+        while let Some(spare) = kept.pop() {
+            if spare.accepts() {
+                spare.set_spare(false);
+                return Some(spare);
+            }
+        }
+        None
+    }
+
+    fn spare_total(&self) -> usize {
+        lock(&self.spares).values().map(Vec::len).sum()
+    }
+
+    /// Tops up the release's spares to its `spares` setting in the background, within
+    /// the global limit and the pool size.
+    pub fn refill_spares(
+        self: &Arc<Self>,
+        release: &Arc<AppRelease>,
+        config: &Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) {
+        if config.spares == 0 || self.settings.max_spares == 0 || self.shutdown.is_cancelled() {
+            return;
+        }
+        if !lock(&self.refilling).insert(release.dir.clone()) {
+            return;
+        }
+        let pool = self.clone();
+        let release = release.clone();
+        let config = config.clone();
+        let entrypoint = entrypoint.to_path_buf();
+        tokio::spawn(refill(pool, release, config, entrypoint));
+    }
+
     /// Starts the `minInstances` children of a release ahead of any request.
     pub async fn prewarm(
         self: &Arc<Self>,
@@ -330,6 +385,7 @@ impl Pool {
         config: &Arc<WorkerConfig>,
         entrypoint: &std::path::Path,
     ) {
+        self.refill_spares(release, config, entrypoint);
         if config.ephemeral || config.min_instances == 0 {
             return;
         }
@@ -367,9 +423,14 @@ impl Pool {
                     .map_err(|_| PoolError::ShuttingDown)?
             }
         };
-        let worker = self
-            .start_worker(release, config, entrypoint, std::sync::Weak::new())
-            .await?;
+        let worker = match self.take_spare(&release.dir) {
+            Some(spare) => spare,
+            None => {
+                self.start_worker(release, config.clone(), entrypoint, std::sync::Weak::new())
+                    .await?
+            }
+        };
+        self.refill_spares(release, &config, entrypoint);
         worker
             .try_lease(Some(permit))
             .ok_or(PoolError::ShuttingDown)
@@ -573,6 +634,51 @@ impl Pool {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.owners.wait()).await;
         }
     }
+}
+
+/// Starts spares for a release until it has its `spares`, the global limit or the
+/// pool size is reached, or a start fails.
+fn refill(
+    pool: Arc<Pool>,
+    release: Arc<AppRelease>,
+    config: Arc<WorkerConfig>,
+    entrypoint: PathBuf,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        loop {
+            let kept = lock(&pool.spares)
+                .get(&release.dir)
+                .map(|spares| spares.iter().filter(|spare| spare.accepts()).count())
+                .unwrap_or(0);
+            let room = pool.spare_total() < pool.settings.max_spares
+                && lock(&pool.live).len() < pool.settings.pool_size + pool.settings.max_spares;
+            if kept >= config.spares || !room || pool.shutdown.is_cancelled() {
+                break;
+            }
+            match pool
+                .start_worker(
+                    &release,
+                    config.clone(),
+                    &entrypoint,
+                    std::sync::Weak::new(),
+                )
+                .await
+            {
+                Ok(spare) => {
+                    spare.set_spare(true);
+                    lock(&pool.spares)
+                        .entry(release.dir.clone())
+                        .or_default()
+                        .push(spare)
+                }
+                Err(error) => {
+                    tracing::warn!(app = %release.label(), %error, "could not start a spare child");
+                    break;
+                }
+            }
+        }
+        lock(&pool.refilling).remove(&release.dir);
+    })
 }
 
 /// Starts a replacement child when a slot fell below its `minInstances`. Boxed so

@@ -114,7 +114,7 @@ pub struct Worker {
     /// The module the child runs, for starting a replacement.
     pub entrypoint: std::path::PathBuf,
     /// The release's slot in the pool, for scaling decisions; empty for ephemeral children.
-    slot: std::sync::Weak<super::Slot>,
+    slot: Mutex<std::sync::Weak<super::Slot>>,
     /// The OS process id.
     pub pid: u32,
     /// The Bun version the child reported.
@@ -129,6 +129,8 @@ pub struct Worker {
     wake: Notify,
     /// Set by a request that timed out; the owner answers with a PING.
     health_check_wanted: AtomicBool,
+    /// Set while the child waits as a spare; a spare's `ttl` does not run.
+    spare: AtomicBool,
     /// Fired when the child is about to end: open WebSocket sessions close with 1001.
     going_away: CancellationToken,
     errors: AtomicU64,
@@ -169,6 +171,7 @@ pub struct WorkerSnapshot {
 
 impl Worker {
     /// Builds the handle for a child that has just sent READY.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: u64,
         release: Arc<AppRelease>,
@@ -186,7 +189,7 @@ impl Worker {
             release,
             config,
             entrypoint,
-            slot,
+            slot: Mutex::new(slot),
             pid,
             bun_version,
             started: now,
@@ -199,6 +202,7 @@ impl Worker {
             }),
             wake: Notify::new(),
             health_check_wanted: AtomicBool::new(false),
+            spare: AtomicBool::new(false),
             going_away: CancellationToken::new(),
             errors: AtomicU64::new(0),
             response_micros: AtomicU64::new(0),
@@ -231,9 +235,25 @@ impl Worker {
         self.activity().in_flight
     }
 
+    /// Marks the child as waiting as a spare, or as taken into service.
+    pub(super) fn set_spare(&self, spare: bool) {
+        self.spare.store(spare, Ordering::Release);
+    }
+
+    /// Makes a spare child part of a release's slot.
+    pub(super) fn attach(&self, slot: &Arc<super::Slot>) {
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::downgrade(slot);
+    }
+
     /// The release's slot, while it is in the pool.
     pub(super) fn slot(&self) -> Option<Arc<super::Slot>> {
-        self.slot.upgrade()
+        self.slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .upgrade()
     }
 
     /// Takes a request if the child still accepts them; the lease ends it on drop.
@@ -394,7 +414,9 @@ pub(super) async fn own_child(
         }
         let idle_at =
             (in_flight == 0 && state != WorkerState::Idle).then(|| last + config.idle_timeout);
-        let ttl_at = (in_flight == 0 && !config.ttl.is_zero()).then(|| last + config.ttl);
+        let waiting_as_spare = worker.spare.load(Ordering::Acquire);
+        let ttl_at = (in_flight == 0 && !config.ttl.is_zero() && !waiting_as_spare)
+            .then(|| last + config.ttl);
         tokio::select! {
             status = child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());

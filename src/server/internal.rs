@@ -119,11 +119,16 @@ pub async fn sse(
     State(state): State<Arc<AppState>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let ticks = IntervalStream::new(Duration::from_secs(1));
-    let stream = ticks.map(move |_| {
-        let mut document = pool_metrics(&state);
-        document["workers"] = json!(state.pool.workers());
-        Ok(Event::default().event("stats").data(document.to_string()))
-    });
+    // The stream ends when draining starts, so an open dashboard does not hold up a
+    // shutdown; the page reconnects to wherever it is served next.
+    let draining = state.clone();
+    let stream = ticks
+        .take_while(move |_| std::future::ready(draining.is_ready()))
+        .map(move |_| {
+            let mut document = pool_metrics(&state);
+            document["workers"] = json!(state.pool.workers());
+            Ok(Event::default().event("stats").data(document.to_string()))
+        });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
