@@ -244,7 +244,8 @@ impl WorkerConfig {
                     .ok_or_else(|| fail("must be a whole number of requests, at least 1"))?
             }
             "spares" => {
-                self.spares = count(value, 0).ok_or_else(|| fail("must be a whole number of children, 0 or more"))?
+                self.spares = count(value, 0)
+                    .ok_or_else(|| fail("must be a whole number of children, 0 or more"))?
             }
             "proxy" => {
                 let rules = value
