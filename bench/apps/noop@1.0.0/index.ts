@@ -1,0 +1,6 @@
+// The smallest app: every request answers "ok".
+export default {
+  fetch(): Response {
+    return new Response("ok");
+  },
+};
