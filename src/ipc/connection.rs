@@ -179,7 +179,6 @@ impl Connection {
 
     /// Opens a stream by sending a request head. With `body`, the body is pumped to
     /// the child in the background within the stream's window.
-    #[allow(clippy::too_many_arguments)]
     pub fn open_stream<B>(
         &self,
         method: &str,
@@ -192,30 +191,8 @@ impl Connection {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Send,
     {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let send_window = Arc::new(Semaphore::new(INITIAL_WINDOW as usize));
-        let mut out = BytesMut::new();
-        let id = {
-            let mut table = lock(&self.shared.table);
-            let id = table.next_id;
-            encode_request(&mut out, id, body.is_some(), method, url, address, headers)?;
-            table.next_id = id.wrapping_add(1).max(1);
-            if table.closed {
-                let _ = events_tx.send(StreamEvent::Lost);
-            } else {
-                table.open.insert(
-                    id,
-                    Slot {
-                        events: events_tx,
-                        send_window: send_window.clone(),
-                        receive_window: INITIAL_WINDOW,
-                    },
-                );
-            }
-            // Queued under the lock so the child sees stream ids in increasing order.
-            let _ = self.shared.outgoing.send(out.freeze());
-            id
-        };
+        let (id, events, send_window) =
+            self.register(method, url, address, headers, body.is_some(), None)?;
         let pump = body.map(|body| {
             tokio::spawn(pump_body(
                 self.shared.clone(),
@@ -224,7 +201,80 @@ impl Connection {
                 send_window.clone(),
             ))
         });
-        Ok(StreamHandle {
+        Ok(self.handle(id, events, send_window, pump))
+    }
+
+    /// Opens a stream for a request whose whole body is already in memory and fits
+    /// the initial window: head, body and end go out in one write, with no pump task.
+    pub fn open_stream_with_body(
+        &self,
+        method: &str,
+        url: &str,
+        address: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<StreamHandle, ProtocolError> {
+        if body.len() > INITIAL_WINDOW as usize {
+            return Err(ProtocolError::HeadTooLarge);
+        }
+        let (id, events, send_window) =
+            self.register(method, url, address, headers, true, Some(&body))?;
+        if let Ok(permit) = send_window.try_acquire_many(body.len() as u32) {
+            permit.forget();
+        }
+        Ok(self.handle(id, events, send_window, None))
+    }
+
+    /// Allocates a stream id, records the stream and queues its head (and, when
+    /// given, its whole body and END) under the table lock, so ids reach the child
+    /// in order.
+    fn register(
+        &self,
+        method: &str,
+        url: &str,
+        address: &str,
+        headers: &HeaderMap,
+        has_body: bool,
+        whole_body: Option<&Bytes>,
+    ) -> Result<(u32, mpsc::UnboundedReceiver<StreamEvent>, Arc<Semaphore>), ProtocolError> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let send_window = Arc::new(Semaphore::new(INITIAL_WINDOW as usize));
+        let mut out = BytesMut::new();
+        let mut table = lock(&self.shared.table);
+        let id = table.next_id;
+        encode_request(&mut out, id, has_body, method, url, address, headers)?;
+        if let Some(body) = whole_body {
+            for chunk in body.chunks(MAX_CHUNK) {
+                encode_frame(&mut out, FrameType::Data, id, chunk);
+            }
+            encode_frame(&mut out, FrameType::End, id, &[]);
+        }
+        table.next_id = id.wrapping_add(1).max(1);
+        if table.closed {
+            let _ = events_tx.send(StreamEvent::Lost);
+        } else {
+            table.open.insert(
+                id,
+                Slot {
+                    events: events_tx,
+                    send_window: send_window.clone(),
+                    receive_window: INITIAL_WINDOW,
+                },
+            );
+        }
+        let _ = self.shared.outgoing.send(out.freeze());
+        drop(table);
+        Ok((id, events, send_window))
+    }
+
+    fn handle(
+        &self,
+        id: u32,
+        events: mpsc::UnboundedReceiver<StreamEvent>,
+        send_window: Arc<Semaphore>,
+        pump: Option<JoinHandle<()>>,
+    ) -> StreamHandle {
+        StreamHandle {
             connection: self.clone(),
             id,
             send_window,
@@ -233,7 +283,7 @@ impl Connection {
             finished: false,
             unacknowledged: 0,
             pending: VecDeque::new(),
-        })
+        }
     }
 
     fn send_frame(&self, kind: FrameType, stream: u32, payload: &[u8]) {

@@ -29,6 +29,9 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Bodies up to this size with a declared length are sent with their head at once.
+const SMALL_BODY: u64 = 64 * 1024;
+
 /// Response headers that describe one hop's connection, not the message.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -349,22 +352,45 @@ async fn forward_inner(
         .and_then(|_| parts.extensions.remove::<OnUpgrade>());
     let over_limit = Arc::new(AtomicBool::new(false));
     let body = LimitedBody::new(body, body_limit, over_limit.clone());
-    let mut stream = worker
-        .connection()
-        .open_stream(
+    // A small declared body is read at once and sent with the head in one write.
+    let small_body = has_body && declared.is_some_and(|length| length <= SMALL_BODY);
+    let opened = if small_body {
+        match http_body_util::BodyExt::collect(body).await {
+            Ok(collected) => worker.connection().open_stream_with_body(
+                parts.method.as_str(),
+                &url,
+                &client_ip,
+                &parts.headers,
+                collected.to_bytes(),
+            ),
+            Err(_) if over_limit.load(Ordering::Acquire) => {
+                state.metrics.body_rejected(&release.name);
+                return Err(limits::too_large(body_limit, &worker.label));
+            }
+            Err(error) => {
+                return Err(RequestError::new(
+                    StatusCode::BAD_REQUEST,
+                    "REQUEST_BODY_FAILED",
+                    format!("the request body could not be read: {error}"),
+                ))
+            }
+        }
+    } else {
+        worker.connection().open_stream(
             parts.method.as_str(),
             &url,
             &client_ip,
             &parts.headers,
             has_body.then_some(body),
         )
-        .map_err(|error| {
-            RequestError::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "HEAD_TOO_LARGE",
-                error.to_string(),
-            )
-        })?;
+    };
+    let mut stream = opened.map_err(|error| {
+        RequestError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEAD_TOO_LARGE",
+            error.to_string(),
+        )
+    })?;
 
     let started = Instant::now();
     let timeout = worker.config.timeout;
