@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::errors::RequestError;
 use super::limits::{self, LimitedBody};
+use super::percent::percent_decode;
 use super::static_files::{self, StaticRequest};
 use super::websocket;
 use super::AppState;
@@ -90,26 +91,6 @@ pub fn split_app_path(path: &str) -> Option<AppPath<'_>> {
         base: &path[..segment_end + 1],
         rest: if rest.is_empty() { "/" } else { rest },
     })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return Some(text.to_owned());
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Makes request ids: a per-process random prefix and a counter.

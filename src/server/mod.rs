@@ -8,6 +8,7 @@ mod guard;
 mod internal;
 mod limits;
 mod listener;
+pub(crate) mod percent;
 mod static_files;
 mod websocket;
 
