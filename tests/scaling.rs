@@ -24,6 +24,19 @@ async fn children_of_app(supervisor: &Supervisor, app: &str) -> Vec<(u32, String
         .collect()
 }
 
+/// The app's children once there are `count` of them (or what there is after 5 s).
+async fn wait_for_children(supervisor: &Supervisor, app: &str, count: usize) -> Vec<(u32, String)> {
+    let mut children = Vec::new();
+    for _ in 0..100 {
+        children = children_of_app(supervisor, app).await;
+        if children.len() == count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    children
+}
+
 #[tokio::test]
 async fn a_saturated_app_gets_another_child_and_sheds_it_when_idle() {
     let apps = Apps::with(&["scaled@1.0.0"]);
@@ -37,15 +50,11 @@ async fn a_saturated_app_gets_another_child_and_sheds_it_when_idle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The only child has a request in flight: this one notices and a second starts.
     let second = slow(1500);
-    let mut started = false;
-    for _ in 0..100 {
-        if children_of_app(&supervisor, "scaled").await.len() == 2 {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(started, "a second child started");
+    assert_eq!(
+        wait_for_children(&supervisor, "scaled", 2).await.len(),
+        2,
+        "a second child started"
+    );
     let third = supervisor.get("/scaled/").await.1;
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(
@@ -67,14 +76,7 @@ async fn a_saturated_app_gets_another_child_and_sheds_it_when_idle() {
 async fn min_instances_start_at_boot_and_stay_through_idle() {
     let apps = Apps::with(&["warm@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let mut children = Vec::new();
-    for _ in 0..100 {
-        children = children_of_app(&supervisor, "warm").await;
-        if children.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let children = wait_for_children(&supervisor, "warm", 2).await;
     assert_eq!(
         children.len(),
         2,
@@ -98,14 +100,7 @@ async fn min_instances_start_at_boot_and_stay_through_idle() {
 async fn a_min_instance_that_dies_is_replaced() {
     let apps = Apps::with(&["warm@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
-    let mut children = Vec::new();
-    for _ in 0..100 {
-        children = children_of_app(&supervisor, "warm").await;
-        if children.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let children = wait_for_children(&supervisor, "warm", 2).await;
     let victim = children[0].0;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim as i32),
