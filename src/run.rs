@@ -142,8 +142,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         default: settings.max_body_size,
         ceiling: settings.max_body_size_ceiling,
     };
-    let mut state = AppState::new(catalog, pool, local.to_string(), body_limits);
-    state.metrics = metrics;
+    let mut state = AppState::new(catalog, pool, local.to_string(), body_limits, metrics);
     state.access_log = args.access_log;
     state.homepage = settings.homepage.clone();
     state.master_key = settings.master_key.clone();

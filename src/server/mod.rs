@@ -64,6 +64,7 @@ impl AppState {
         pool: Arc<Pool>,
         listen_host: String,
         body_limits: BodyLimits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         AppState {
             catalog,
@@ -74,7 +75,7 @@ impl AppState {
             homepage: None,
             master_key: None,
             proxy: Proxy::new(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             access_log: true,
             ready: AtomicBool::new(true),
         }
