@@ -37,3 +37,4 @@ pub mod run;
 pub mod server;
 pub mod settings;
 pub mod shim;
+mod sync;

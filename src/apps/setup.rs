@@ -12,6 +12,7 @@ use super::entrypoint::{resolve, Entrypoint, EntrypointError};
 use super::AppRelease;
 use crate::config::{ConfigError, WorkerConfig};
 use crate::proxy::ProxyRules;
+use crate::sync::lock;
 
 /// How long a read config is trusted before the files are read again.
 const SETUP_TTL: Duration = Duration::from_secs(1);
@@ -49,10 +50,7 @@ pub struct SetupCache {
 impl SetupCache {
     /// The setup of `release`, read again when the cached one is over a second old.
     pub fn get(&self, release: &AppRelease) -> Result<Arc<ReleaseSetup>, SetupError> {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = lock(&self.entries);
         if let Some((at, setup)) = entries.get(&release.dir) {
             if at.elapsed() < SETUP_TTL {
                 return setup.clone();
@@ -71,10 +69,7 @@ impl SetupCache {
 
     /// Forgets everything, after app dirs changed.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        lock(&self.entries).clear();
     }
 }
 

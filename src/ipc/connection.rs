@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
 use super::head::{decode_response, encode_request, ResponseHead};
 use super::ProtocolError;
+use crate::sync::lock;
 
 /// Credit is granted back to the child once this many body bytes were handed on.
 const CREDIT_BATCH: u32 = 64 * 1024;
@@ -853,14 +854,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         kind,
         reason: error.to_string(),
     })
-}
-
-/// Locks the table; a panic elsewhere while holding it cannot corrupt a plain map,
-/// so a poisoned lock is used as is.
-fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
-    table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lru::LruCache;
@@ -51,6 +51,7 @@ pub use worker::{ExitReason, Lease, RetireTimings, Worker, WorkerSnapshot, Worke
 use crate::apps::AppRelease;
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
+use crate::sync::lock;
 
 /// A child could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -755,11 +756,4 @@ impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::task::JoinHandle;
 
+use crate::sync::lock;
+
 /// Lines of stderr kept for failure reports.
 const TAIL_LINES: usize = 20;
 /// Longest line logged; the rest is cut so one child cannot flood the log.
@@ -20,10 +22,7 @@ pub struct StderrTail {
 
 impl StderrTail {
     fn push(&self, line: &str) {
-        let mut lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = lock(&self.lines);
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -32,10 +31,7 @@ impl StderrTail {
 
     /// The kept lines joined with ` | `, or a note that there were none.
     pub fn joined(&self) -> String {
-        let lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lines = lock(&self.lines);
         if lines.is_empty() {
             "(no stderr output)".to_owned()
         } else {

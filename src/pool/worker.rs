@@ -15,6 +15,7 @@ use super::spawn::signal_group;
 use crate::apps::AppRelease;
 use crate::config::WorkerConfig;
 use crate::ipc::{Connection, ControlEvent, FrameType};
+use crate::sync::lock;
 
 /// How long a PING may go unanswered before the child counts as hung.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -242,18 +243,12 @@ impl Worker {
 
     /// Makes a spare child part of a release's slot.
     pub(super) fn attach(&self, slot: &Arc<super::Slot>) {
-        *self
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::downgrade(slot);
+        *lock(&self.slot) = Arc::downgrade(slot);
     }
 
     /// The release's slot, while it is in the pool.
     pub(super) fn slot(&self) -> Option<Arc<super::Slot>> {
-        self.slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .upgrade()
+        lock(&self.slot).upgrade()
     }
 
     /// Takes a request if the child still accepts them; the lease ends it on drop.
@@ -346,9 +341,7 @@ impl Worker {
     }
 
     fn activity(&self) -> MutexGuard<'_, Activity> {
-        self.activity
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.activity)
     }
 
     fn end_request(&self) {
