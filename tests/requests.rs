@@ -127,13 +127,7 @@ async fn method_path_query_and_headers_reach_the_app_exactly() {
         .as_str()
         .unwrap()
         .ends_with("/inspect?a=1&b=%20x&a=2"));
-    let headers: Vec<(String, String)> = serde_json::from_value(seen["headers"].clone()).unwrap();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
+    let header = |name: &str| common::seen_header(&seen, name);
     assert_eq!(header("x-one").as_deref(), Some("1"));
     assert_eq!(header("x-latin").as_deref(), Some("caf\u{e9}"));
     assert_eq!(header("x-base").as_deref(), Some("/echo@1.0.0"));

@@ -249,14 +249,7 @@ async fn the_app_sees_its_relative_path_and_forwarding_headers() {
     assert!(!id.is_empty());
     let seen: serde_json::Value = response.json().await.unwrap();
     assert_eq!(seen["path"], "/inspect?x=1");
-    let headers: Vec<(String, String)> = serde_json::from_value(seen["headers"].clone()).unwrap();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let header = |name: &str| common::seen_header(&seen, name).unwrap_or_default();
     assert_eq!(header("x-base"), "/echo@1");
     assert_eq!(
         header("x-request-id"),

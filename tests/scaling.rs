@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{eventually, process_alive, Apps, Supervisor};
 
-async fn children_of_app(supervisor: &Supervisor, app: &str) -> Vec<(u32, String)> {
+/// The `/_/stats` entries of the app's live children.
+async fn workers_of(supervisor: &Supervisor, app: &str) -> Vec<serde_json::Value> {
     let (_, body) = supervisor.get("/_/stats").await;
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     stats["workers"]
@@ -15,12 +16,19 @@ async fn children_of_app(supervisor: &Supervisor, app: &str) -> Vec<(u32, String
         .unwrap()
         .iter()
         .filter(|worker| worker["app"] == app)
-        .map(|worker| {
-            (
-                worker["pid"].as_u64().unwrap() as u32,
-                worker["state"].as_str().unwrap().to_owned(),
-            )
-        })
+        .cloned()
+        .collect()
+}
+
+fn pid_of(worker: &serde_json::Value) -> u32 {
+    worker["pid"].as_u64().unwrap() as u32
+}
+
+async fn children_of_app(supervisor: &Supervisor, app: &str) -> Vec<(u32, String)> {
+    workers_of(supervisor, app)
+        .await
+        .iter()
+        .map(|worker| (pid_of(worker), worker["state"].as_str().unwrap().to_owned()))
         .collect()
 }
 
@@ -121,14 +129,11 @@ async fn a_min_instance_that_dies_is_replaced() {
 
 /// Pids of the app's children that have served no request yet.
 async fn fresh_children(supervisor: &Supervisor, app: &str) -> Vec<u32> {
-    let (_, body) = supervisor.get("/_/stats").await;
-    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
-    stats["workers"]
-        .as_array()
-        .unwrap()
+    workers_of(supervisor, app)
+        .await
         .iter()
-        .filter(|worker| worker["app"] == app && worker["requests"] == 0)
-        .map(|worker| worker["pid"].as_u64().unwrap() as u32)
+        .filter(|worker| worker["requests"] == 0)
+        .map(pid_of)
         .collect()
 }
 
@@ -151,21 +156,11 @@ async fn ephemeral_requests_are_served_by_a_warm_spare_that_is_then_replaced() {
     let apps = Apps::with(&["ephemeral-spare@1.0.0"]);
     let supervisor = Supervisor::start(&apps, &[]);
     let spare = wait_for_fresh(&supervisor, "ephemeral-spare", &[]).await;
-    let served: u32 = supervisor
-        .get("/ephemeral-spare/pid")
-        .await
-        .1
-        .parse()
-        .unwrap();
+    let served = supervisor.pid("ephemeral-spare").await;
     assert_eq!(served, spare, "the request got the spare started at boot");
     let next_spare = wait_for_fresh(&supervisor, "ephemeral-spare", &[spare]).await;
     assert_ne!(next_spare, spare);
-    let served: u32 = supervisor
-        .get("/ephemeral-spare/pid")
-        .await
-        .1
-        .parse()
-        .unwrap();
+    let served = supervisor.pid("ephemeral-spare").await;
     assert_eq!(served, next_spare, "and the next one the replacement");
     assert!(
         eventually(Duration::from_secs(5), || !process_alive(spare)).await,

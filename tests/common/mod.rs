@@ -355,3 +355,10 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
+
+/// A header the echo fixture's `/inspect` saw, from its JSON answer.
+pub fn seen_header(seen: &serde_json::Value, name: &str) -> Option<String> {
+    seen["headers"].as_array()?.iter().find_map(|pair| {
+        (pair[0].as_str()? == name).then(|| pair[1].as_str().map(str::to_owned))?
+    })
+}
