@@ -673,15 +673,7 @@ async fn websocket_close_code_and_reason_pass_both_ways() {
         .await
         .unwrap();
     while let Some(Ok(_)) = next_message(&mut client).await {}
-    let reached = common::eventually(Duration::from_secs(3), || {
-        target
-            .closes
-            .lock()
-            .unwrap()
-            .contains(&(4000, "client bye".to_owned()))
-    })
-    .await;
-    assert!(reached, "target saw {:?}", target.closes.lock().unwrap());
+    assert_target_saw_close(&target, 4000, "client bye", Duration::from_secs(3)).await;
 
     // Target first: the client sees the target's code and reason.
     let mut client = connect(&supervisor, "/echo").await;
@@ -731,15 +723,7 @@ async fn websocket_dropped_client_closes_the_target_with_1001() {
         Message::text("alive?")
     );
     drop(client);
-    let closed = common::eventually(Duration::from_secs(2), || {
-        target
-            .closes
-            .lock()
-            .unwrap()
-            .contains(&(1001, "client went away".to_owned()))
-    })
-    .await;
-    assert!(closed, "target saw {:?}", target.closes.lock().unwrap());
+    assert_target_saw_close(&target, 1001, "client went away", Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -856,4 +840,12 @@ async fn websocket_two_hundred_concurrent_sessions() {
         done += 1;
     }
     assert_eq!(done, SESSIONS);
+}
+
+/// Waits until the WebSocket target has seen a close with `code` and `reason`.
+async fn assert_target_saw_close(target: &WsTarget, code: u16, reason: &str, within: Duration) {
+    let expected = (code, reason.to_owned());
+    let seen =
+        common::eventually(within, || target.closes.lock().unwrap().contains(&expected)).await;
+    assert!(seen, "target saw {:?}", target.closes.lock().unwrap());
 }
