@@ -709,17 +709,16 @@ impl Slot {
     /// there is room for another.
     fn lease(&self) -> Option<(Lease, bool)> {
         let mut workers = lock(&self.workers);
-        workers.retain(|worker| worker.accepts());
-        let (single, config) = match workers.first() {
-            Some(first) => (
-                workers.len() == 1 && first.config.max_instances == 1,
-                first.config.clone(),
-            ),
-            None => return None,
-        };
-        if single {
-            return workers[0].try_lease(None).map(|lease| (lease, false));
+        // The common case, one child and no scaling: a lease it grants is all we need.
+        if let [only] = workers.as_slice() {
+            if only.config.max_instances == 1 {
+                if let Some(lease) = only.try_lease(None) {
+                    return Some((lease, false));
+                }
+            }
         }
+        workers.retain(|worker| worker.accepts());
+        let config = workers.first()?.config.clone();
         let least = workers
             .iter()
             .min_by_key(|worker| worker.in_flight())?

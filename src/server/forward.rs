@@ -155,8 +155,10 @@ pub async fn forward(
 ) -> Response {
     let started = Instant::now();
     let request_id = state.request_ids.pick(request.headers());
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // What the access line needs is kept only when access lines are written.
+    let logged = state
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let mut served = Served::default();
     let mut response = match forward_inner(&state, client, request, &request_id, &mut served).await
     {
@@ -173,7 +175,7 @@ pub async fn forward(
     if served.release.is_some() {
         state.metrics.request(app, version, status, elapsed);
     }
-    if state.access_log {
+    if let Some((method, path)) = logged {
         // Streamed bodies have no length yet; they are logged as "-".
         let bytes = response
             .body()
