@@ -83,6 +83,7 @@ use ::http::{HeaderValue, Request};
 use axum::body::Body;
 use axum::response::Response;
 
+pub use headers::strip_hop_by_hop;
 pub use rules::{ProxyRules, Rule, RuleError, RuleMatch};
 pub use target::TargetBase;
 pub use websocket::MAX_MESSAGE_BYTES;

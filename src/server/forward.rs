@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body::Body as _;
 use tokio::time::Instant;
@@ -21,7 +21,7 @@ use super::websocket;
 use super::AppState;
 use crate::apps::{AppRelease, Entrypoint, ResolveError};
 use crate::ipc::ResponseStart;
-use crate::proxy::ProxyContext;
+use crate::proxy::{strip_hop_by_hop, ProxyContext};
 use hyper::upgrade::OnUpgrade;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,17 +32,6 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// Bodies up to this size with a declared length are sent with their head at once.
 const SMALL_BODY: u64 = 64 * 1024;
-
-/// Response headers that describe one hop's connection, not the message.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "te",
-    "trailer",
-];
 
 /// The app part of a request path.
 #[derive(Debug, PartialEq, Eq)]
@@ -453,13 +442,7 @@ async fn forward_inner(
             format!("{}: {error}", worker.label),
         )
     })?;
-    for name in HOP_BY_HOP {
-        response_headers.remove(*name);
-    }
-    if let Some(connection) = response_headers.remove(CONNECTION) {
-        drop(connection);
-    }
-    response_headers.remove(TRANSFER_ENCODING);
+    strip_hop_by_hop(&mut response_headers);
     let body = match stream.take_complete_body() {
         Some(bytes) => {
             drop(lease);
