@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::apps::{AppCatalog, Collision, Entrypoint};
@@ -123,6 +123,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
     );
 
+    // Handlers go in before the socket is bound, so a signal sent as soon as the
+    // supervisor reports READY is always a graceful stop, never the default action.
+    let signals = ShutdownSignals::install();
     let address = format!("{}:{}", settings.host, settings.port);
     let listener = TcpListener::bind(&address)
         .await
@@ -149,7 +152,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let state = Arc::new(state);
     tokio::spawn(prewarm(state.clone()));
     let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::spawn(signals.stop_on_signal(stop.clone()));
     let result = serve(listener, state, stop, settings.shutdown_grace).await;
     if args.runtime_dir.is_none() {
         let _ = std::fs::remove_dir_all(&runtime_dir);
@@ -179,19 +182,37 @@ async fn prewarm(state: Arc<AppState>) {
     }
 }
 
-async fn stop_on_signal(stop: CancellationToken) {
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the supervisor with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct ShutdownSignals {
+    handlers: Option<(Signal, Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        let handlers = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(terminate), Ok(interrupt)) => Some((terminate, interrupt)),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop the supervisor with SIGKILL");
+                None
+            }
+        };
+        ShutdownSignals { handlers }
     }
-    stop.cancel();
+
+    /// Cancels `stop` on the first SIGTERM or SIGINT.
+    async fn stop_on_signal(self, stop: CancellationToken) {
+        let Some((mut terminate, mut interrupt)) = self.handlers else {
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+        stop.cancel();
+    }
 }
 
 fn default_runtime_dir() -> PathBuf {
