@@ -131,6 +131,12 @@ pub struct RunArgs {
     /// under `$XDG_RUNTIME_DIR` or `/tmp`).
     #[arg(long, env = "RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
+
+    /// Threads serving HTTP and IPC (default: half the CPUs, at least one). The
+    /// children need the other half: on small machines one thread moves more
+    /// requests than two that contend with the apps for the same cores.
+    #[arg(long, env = "RUNTIME_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 /// How log lines are written.

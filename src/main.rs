@@ -41,7 +41,13 @@ fn main() {
     } else {
         builder.with_ansi(terminal).init();
     }
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|cpus| (cpus.get() / 2).max(1))
+            .unwrap_or(1)
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {

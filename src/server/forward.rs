@@ -136,12 +136,17 @@ fn product_banner() -> Response {
     response
 }
 
-/// Serves one request for an app.
+/// The router's fallback: paths under `/_/` that no internal route took.
 pub async fn forward(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    serve_app(&state, client, request).await
+}
+
+/// Serves one request for an app: routing, the app's answer, metrics, access line.
+pub async fn serve_app(state: &AppState, client: SocketAddr, request: Request) -> Response {
     let started = Instant::now();
     let request_id = state.request_ids.pick(request.headers());
     // What the access line needs is kept only when access lines are written.
@@ -149,8 +154,7 @@ pub async fn forward(
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let mut served = Served::default();
-    let mut response = match forward_inner(&state, client, request, &request_id, &mut served).await
-    {
+    let mut response = match forward_inner(state, client, request, &request_id, &mut served).await {
         Ok(response) => response,
         Err(error) => error.into_response_with_id(&request_id),
     };

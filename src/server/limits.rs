@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::errors::RequestError;
@@ -41,38 +41,36 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// headers over [`MAX_HEADER_BYTES`] in total. The header count is bounded by the
 /// connection settings.
 pub async fn reject_oversized_headers(request: Request, next: Next) -> Response {
-    let total: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
+    match check_header_sizes(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The 431 error for headers over [`MAX_HEADER_VALUE`] or [`MAX_HEADER_BYTES`].
+pub fn check_header_sizes(headers: &HeaderMap) -> Result<(), RequestError> {
+    let mut total = 0;
+    for (name, value) in headers {
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(RequestError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "HEADER_TOO_LARGE",
+                format!(
+                    "request header {name} is {} bytes, over the limit of {MAX_HEADER_VALUE}",
+                    value.len()
+                ),
+            ));
+        }
+        total += name.as_str().len() + value.len();
+    }
     if total > MAX_HEADER_BYTES {
-        let message =
-            format!("request headers total {total} bytes, over the limit of {MAX_HEADER_BYTES}");
-        return RequestError::new(
+        return Err(RequestError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "HEADERS_TOO_LARGE",
-            message,
-        )
-        .into_response();
+            format!("request headers total {total} bytes, over the limit of {MAX_HEADER_BYTES}"),
+        ));
     }
-    if let Some((name, value)) = request
-        .headers()
-        .iter()
-        .find(|(_, value)| value.len() > MAX_HEADER_VALUE)
-    {
-        let message = format!(
-            "request header {name} is {} bytes, over the limit of {MAX_HEADER_VALUE}",
-            value.len()
-        );
-        return RequestError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HEADER_TOO_LARGE",
-            message,
-        )
-        .into_response();
-    }
-    next.run(request).await
+    Ok(())
 }
 
 /// A request body that fails once more than `limit` bytes have passed, and records

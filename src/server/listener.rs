@@ -4,15 +4,23 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use super::{forward, limits, AppState};
 
 /// Most request headers a client may send; more is answered with 431.
 pub const MAX_REQUEST_HEADERS: usize = 100;
@@ -21,7 +29,12 @@ pub const MAX_HEAD_BYTES: usize = 128 * 1024;
 
 /// Accepts connections until `stop` fires, then lets open connections finish their
 /// requests in flight. Resolves once every connection task has ended.
-pub async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationToken) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+) {
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -44,13 +57,18 @@ pub async fn accept_loop(listener: TcpListener, router: Router, stop: Cancellati
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let state = state.clone();
         let stop = stop.clone();
         connections.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(client));
-                    router.clone().oneshot(request.map(axum::body::Body::new))
-                });
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let request = request_with_client(request, client);
+                if is_internal(request.uri().path()) {
+                    Either::Left(router.clone().oneshot(request))
+                } else {
+                    // App requests skip the router: they are most of the traffic.
+                    Either::Right(serve_app_request(state.clone(), client, request))
+                }
+            });
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -72,6 +90,28 @@ pub async fn accept_loop(listener: TcpListener, router: Router, stop: Cancellati
     }
     connections.close();
     connections.wait().await;
+}
+
+/// Paths the router serves: the internal API and what lies under `/_`.
+fn is_internal(path: &str) -> bool {
+    path == "/_" || path.starts_with("/_/")
+}
+
+fn request_with_client(request: hyper::Request<Incoming>, client: SocketAddr) -> Request {
+    let mut request = request.map(Body::new);
+    request.extensions_mut().insert(ConnectInfo(client));
+    request
+}
+
+async fn serve_app_request(
+    state: Arc<AppState>,
+    client: SocketAddr,
+    request: Request,
+) -> Result<Response, Infallible> {
+    if let Err(error) = limits::check_header_sizes(request.headers()) {
+        return Ok(error.into_response());
+    }
+    Ok(forward::serve_app(&state, client, request).await)
 }
 
 fn log_connection_end(client: SocketAddr, result: Result<(), hyper::Error>) {

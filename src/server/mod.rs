@@ -122,6 +122,7 @@ pub async fn serve(
     let server = tokio::spawn(listener::accept_loop(
         listener,
         router(state.clone()),
+        state.clone(),
         draining.clone(),
     ));
     let notifier = Notifier::from_env();
