@@ -50,6 +50,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STREAM_CONCURRENCY: usize = 8;
 const MANY_APPS: usize = 100;
 const MANY_APPS_POOL: usize = 50;
+/// Spare children per app in the ephemeral scenario's spares cases.
+const EPHEMERAL_SPARES: usize = 4;
+/// The ephemeral scenario's second concurrency.
+const EPHEMERAL_WIDE: usize = 10;
 
 /// What every scenario needs.
 pub struct Context {
@@ -124,10 +128,15 @@ fn start_plain(context: &Context, plain: &Plain) -> Result<Server, String> {
 
 /// A work dir holding `apps/` (copies of bench apps under the given names) and the
 /// supervisor's runtime dir.
-fn work_dir(apps: &[(String, &str)]) -> Result<TempDir, String> {
+fn work_dir(apps: &[(String, &str)], config: Option<&str>) -> Result<TempDir, String> {
     let work = TempDir::new("buntime-bench-")?;
     for (name, source) in apps {
-        procs::copy_dir(&bench_app(source), &work.path().join("apps").join(name))?;
+        let copy = work.path().join("apps").join(name);
+        procs::copy_dir(&bench_app(source), &copy)?;
+        if let Some(config) = config {
+            let file = copy.join("worker.jsonc");
+            std::fs::write(&file, config).map_err(|e| format!("write {}: {e}", file.display()))?;
+        }
     }
     Ok(work)
 }
@@ -278,10 +287,39 @@ struct LoadScenario {
     plain: Plain,
     plain_drive: Drive,
     supervisor_drive: Drive,
-    concurrency: usize,
+    /// The supervisor configurations measured, each against the plain side.
+    cases: Vec<Case>,
     notes: Vec<String>,
     /// Also measure both sides with wrk on these paths (plain, supervisor).
     wrk: Option<(String, String)>,
+}
+
+/// One supervisor configuration of a scenario, measured against the plain side at
+/// the same concurrency.
+struct Case {
+    /// Row label; empty for a scenario's only case.
+    tag: String,
+    concurrency: usize,
+    /// `worker.jsonc` written into every app copy in place of the bench app's.
+    config: Option<String>,
+}
+
+impl Case {
+    fn only(concurrency: usize) -> Vec<Case> {
+        vec![Case {
+            tag: String::new(),
+            concurrency,
+            config: None,
+        }]
+    }
+
+    fn tagged(tag: impl Into<String>, concurrency: usize, config: &str) -> Case {
+        Case {
+            tag: tag.into(),
+            concurrency,
+            config: Some(config.to_owned()),
+        }
+    }
 }
 
 fn get(paths: Vec<String>) -> Drive {
@@ -301,7 +339,7 @@ fn load_scenario(name: &str, options: &Options) -> Option<LoadScenario> {
         plain: Plain::Module(app),
         plain_drive: get(vec!["/".into()]),
         supervisor_drive: get(vec![format!("/{app}/")]),
-        concurrency,
+        cases: Case::only(concurrency),
         notes: Vec::new(),
         wrk: None,
     };
@@ -338,12 +376,27 @@ fn load_scenario(name: &str, options: &Options) -> Option<LoadScenario> {
         },
         "cpu-20ms" => LoadScenario {
             name: "cpu-20ms",
-            notes: vec!["one JS thread per side: at most 50 req/s on either".into()],
+            cases: [1, 2]
+                .into_iter()
+                .map(|most| {
+                    Case::tagged(
+                        format!("maxInstances {most}"),
+                        concurrency,
+                        &format!(
+                            "{{ maxRequests: 1000000000, maxInstances: {most}, minInstances: {most}, targetConcurrency: 1 }}"
+                        ),
+                    )
+                })
+                .collect(),
+            notes: vec![
+                "one JS thread on the plain side: at most 50 req/s".into(),
+                "supervisor: maxInstances children started from boot (minInstances), requests to the least-loaded one".into(),
+            ],
             ..simple("cpu")
         },
         "stream-10mb" => LoadScenario {
             name: "stream-10mb",
-            concurrency: concurrency.min(STREAM_CONCURRENCY),
+            cases: Case::only(concurrency.min(STREAM_CONCURRENCY)),
             notes: vec![format!(
                 "concurrency capped at {STREAM_CONCURRENCY} (each response is 10 MiB)"
             )],
@@ -384,10 +437,27 @@ fn load_scenario(name: &str, options: &Options) -> Option<LoadScenario> {
             name: "ephemeral-noop",
             plain: Plain::Module("noop"),
             plain_drive: get(vec!["/".into()]),
+            cases: [1, EPHEMERAL_WIDE]
+                .into_iter()
+                .flat_map(|connections| {
+                    [
+                        Case::tagged(
+                            format!("spares {EPHEMERAL_SPARES}, c={connections}"),
+                            connections,
+                            &format!("{{ ephemeral: true, spares: {EPHEMERAL_SPARES} }}"),
+                        ),
+                        Case::tagged(
+                            format!("no spares, c={connections}"),
+                            connections,
+                            "{ ephemeral: true }",
+                        ),
+                    ]
+                })
+                .collect(),
             notes: vec![
                 "plain side is one long-lived Bun.serve noop process: it has no per-request process"
                     .into(),
-                "supervisor side starts a fresh bun child for every request (default --ephemeral-concurrency, queue 100)"
+                "supervisor side starts a fresh bun child for every request (default --ephemeral-concurrency, queue 100); with spares, children started ahead take the requests"
                     .into(),
             ],
             ..simple("ephemeral")
@@ -442,16 +512,62 @@ fn progress(message: &str) {
 }
 
 async fn run_load(context: &Context, scenario: LoadScenario) -> Result<ScenarioReport, String> {
-    let options = &context.options;
-    let concurrency = scenario.concurrency.max(1);
-    let work = work_dir(&scenario.apps)?;
     let mut plain = start_plain(context, &scenario.plain)?;
-    let mut supervisor = start_supervisor(context, work.path(), &scenario.flags).await?;
+    let mut pairs = Vec::new();
+    let mut notes = scenario.notes.clone();
+    for (index, case) in scenario.cases.iter().enumerate() {
+        if !case.tag.is_empty() {
+            progress(&format!("case {}", case.tag));
+        }
+        let concurrency = case.concurrency.max(1);
+        let work = work_dir(&scenario.apps, case.config.as_deref())?;
+        let mut supervisor = start_supervisor(context, work.path(), &scenario.flags).await?;
+        let (plain_totals, supervisor_totals) =
+            ab_rounds(context, &scenario, &mut plain, &mut supervisor, concurrency).await?;
+        pairs.push(Pair {
+            tag: case.tag.clone(),
+            plain: Some(plain_totals.figures(concurrency)),
+            supervisor: Some(supervisor_totals.figures(concurrency)),
+        });
+        let wrk_paths = scenario.wrk.as_ref().filter(|_| index == 0);
+        if let (Some(wrk), Some((plain_path, supervisor_path))) = (&context.wrk, wrk_paths) {
+            let plain_wrk = run_wrk(context, wrk, &mut plain, plain_path, concurrency).await;
+            let supervisor_wrk =
+                run_wrk(context, wrk, &mut supervisor, supervisor_path, concurrency).await;
+            match (plain_wrk, supervisor_wrk) {
+                (Ok(plain), Ok(supervisor)) => {
+                    pairs.push(Pair {
+                        tag: "wrk".into(),
+                        plain: Some(plain),
+                        supervisor: Some(supervisor),
+                    });
+                    notes.push("(wrk) rows: one wrk run per side as a cross-check of the built-in client; wrk gives no p95".into());
+                }
+                (Err(e), _) | (_, Err(e)) => notes.push(format!("wrk cross-check failed: {e}")),
+            }
+        }
+    }
+    Ok(ScenarioReport {
+        name: scenario.name.to_owned(),
+        notes,
+        pairs,
+        failure: None,
+    })
+}
 
+/// Warms both sides up, then alternates measured runs between them.
+async fn ab_rounds(
+    context: &Context,
+    scenario: &LoadScenario,
+    plain: &mut Server,
+    supervisor: &mut Server,
+    concurrency: usize,
+) -> Result<(Totals, Totals), String> {
+    let options = &context.options;
     // Warm-up: starts the supervisor's child and lets both JITs settle.
     for (side, server, drive) in [
-        ("plain", &mut plain, &scenario.plain_drive),
-        ("supervisor", &mut supervisor, &scenario.supervisor_drive),
+        ("plain", &mut *plain, &scenario.plain_drive),
+        ("supervisor", &mut *supervisor, &scenario.supervisor_drive),
     ] {
         progress(&format!("{side}: warm-up {:?}", options.warmup));
         let tally = drive.run(server.port, concurrency, options.warmup).await;
@@ -476,14 +592,14 @@ async fn run_load(context: &Context, scenario: LoadScenario) -> Result<ScenarioR
             let (side, server, drive, totals) = if on_supervisor {
                 (
                     "supervisor",
-                    &mut supervisor,
+                    &mut *supervisor,
                     &scenario.supervisor_drive,
                     &mut supervisor_totals,
                 )
             } else {
                 (
                     "plain",
-                    &mut plain,
+                    &mut *plain,
                     &scenario.plain_drive,
                     &mut plain_totals,
                 )
@@ -503,35 +619,7 @@ async fn run_load(context: &Context, scenario: LoadScenario) -> Result<ScenarioR
             server.alive(side)?;
         }
     }
-
-    let mut pairs = vec![Pair {
-        tag: String::new(),
-        plain: Some(plain_totals.figures(concurrency)),
-        supervisor: Some(supervisor_totals.figures(concurrency)),
-    }];
-    let mut notes = scenario.notes.clone();
-    if let (Some(wrk), Some((plain_path, supervisor_path))) = (&context.wrk, &scenario.wrk) {
-        let plain_wrk = run_wrk(context, wrk, &mut plain, plain_path, concurrency).await;
-        let supervisor_wrk =
-            run_wrk(context, wrk, &mut supervisor, supervisor_path, concurrency).await;
-        match (plain_wrk, supervisor_wrk) {
-            (Ok(plain), Ok(supervisor)) => {
-                pairs.push(Pair {
-                    tag: "wrk".into(),
-                    plain: Some(plain),
-                    supervisor: Some(supervisor),
-                });
-                notes.push("(wrk) rows: one wrk run per side as a cross-check of the built-in client; wrk gives no p95".into());
-            }
-            (Err(e), _) | (_, Err(e)) => notes.push(format!("wrk cross-check failed: {e}")),
-        }
-    }
-    Ok(ScenarioReport {
-        name: scenario.name.to_owned(),
-        notes,
-        pairs,
-        failure: None,
-    })
+    Ok((plain_totals, supervisor_totals))
 }
 
 /// One wrk run against `server`, measured like the built-in client's runs.
@@ -645,7 +733,7 @@ async fn cold_start(context: &Context) -> Result<ScenarioReport, String> {
         .iter()
         .map(|name| (format!("{name}@1.0.0"), "noop"))
         .collect();
-    let work = work_dir(&apps)?;
+    let work = work_dir(&apps, None)?;
     let mut fresh = names.iter();
     let pool = ["--pool-size".to_owned(), (names.len() + 10).to_string()];
 
@@ -808,7 +896,7 @@ async fn plain_cold_round(
 /// RSS and PSS of an idle supervisor, of one idle child, and of a plain idle bun.
 pub async fn idle_memory(context: &Context) -> Result<IdleMemory, String> {
     let settle = Duration::from_secs(2);
-    let work = work_dir(&one_app("noop"))?;
+    let work = work_dir(&one_app("noop"), None)?;
     let mut supervisor = start_supervisor(context, work.path(), &[]).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let alone = (procs::rss(supervisor.pid()), procs::pss(supervisor.pid()));
