@@ -18,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::events;
 use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
 use super::head::{decode_response, encode_request, ResponseHead};
 use super::ProtocolError;
@@ -116,7 +117,7 @@ pub enum ResponseStart {
 }
 
 struct Slot {
-    events: mpsc::UnboundedSender<StreamEvent>,
+    events: events::Sender<StreamEvent>,
     /// Bytes the supervisor may still send on this stream; CREDIT adds permits.
     send_window: Arc<Semaphore>,
     /// Bytes the child may still send on this stream before it must wait for credit.
@@ -237,8 +238,8 @@ impl Connection {
         headers: &HeaderMap,
         has_body: bool,
         whole_body: Option<&Bytes>,
-    ) -> Result<(u32, mpsc::UnboundedReceiver<StreamEvent>, Arc<Semaphore>), ProtocolError> {
-        let (events_tx, events) = mpsc::unbounded_channel();
+    ) -> Result<(u32, events::Receiver<StreamEvent>, Arc<Semaphore>), ProtocolError> {
+        let (events_tx, events) = events::queue();
         let send_window = Arc::new(Semaphore::new(INITIAL_WINDOW as usize));
         let mut out = BytesMut::new();
         let mut table = lock(&self.shared.table);
@@ -271,7 +272,7 @@ impl Connection {
     fn handle(
         &self,
         id: u32,
-        events: mpsc::UnboundedReceiver<StreamEvent>,
+        events: events::Receiver<StreamEvent>,
         send_window: Arc<Semaphore>,
         pump: Option<JoinHandle<()>>,
     ) -> StreamHandle {
@@ -301,7 +302,7 @@ pub struct StreamHandle {
     id: u32,
     /// Bytes the supervisor may still send on this stream.
     send_window: Arc<Semaphore>,
-    events: mpsc::UnboundedReceiver<StreamEvent>,
+    events: events::Receiver<StreamEvent>,
     pump: Option<JoinHandle<()>>,
     /// The child ended the stream (END, ERROR) or the connection is gone.
     finished: bool,
@@ -348,13 +349,13 @@ impl StreamHandle {
         }
         loop {
             match self.events.try_recv() {
-                Ok(StreamEvent::End) => break,
-                Ok(event @ StreamEvent::Data(_)) => self.pending.push_back(event),
-                Ok(other) => {
+                Some(StreamEvent::End) => break,
+                Some(event @ StreamEvent::Data(_)) => self.pending.push_back(event),
+                Some(other) => {
                     self.pending.push_back(other);
                     return None;
                 }
-                Err(_) => return None,
+                None => return None,
             }
         }
         self.finished = true;

@@ -101,6 +101,7 @@
 //! supervisor's writer drains its queue before one write.
 
 mod connection;
+mod events;
 mod frame;
 mod head;
 
