@@ -161,24 +161,33 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     result.map_err(RunError::Serve)
 }
 
-/// Starts the `minInstances` children of every app's default release, so they take
-/// their first request without a cold start.
+/// Starts the `minInstances` children (and spares) of every app's default release,
+/// so they take their first request without a cold start. Reading every app's
+/// config happens on a blocking thread: with many apps it must not hold up the
+/// requests that arrive meanwhile.
 async fn prewarm(state: Arc<AppState>) {
-    for name in state.catalog.app_names() {
-        let Ok(release) = state.catalog.resolve(&name, None) else {
-            continue;
-        };
-        let Ok(setup) = state.catalog.setup(&release) else {
-            continue;
-        };
-        if let Entrypoint::Module(entrypoint) = &setup.entrypoint {
-            if setup.config.min_instances > 0 || setup.config.spares > 0 {
-                state
-                    .pool
-                    .prewarm(&release, &setup.config, entrypoint)
-                    .await;
+    let reader = state.clone();
+    let wanted = tokio::task::spawn_blocking(move || {
+        let mut wanted = Vec::new();
+        for name in reader.catalog.app_names() {
+            let Ok(release) = reader.catalog.resolve(&name, None) else {
+                continue;
+            };
+            let Ok(setup) = reader.catalog.setup(&release) else {
+                continue;
+            };
+            if let Entrypoint::Module(entrypoint) = &setup.entrypoint {
+                if setup.config.min_instances > 0 || setup.config.spares > 0 {
+                    wanted.push((release.clone(), setup.config.clone(), entrypoint.clone()));
+                }
             }
         }
+        wanted
+    })
+    .await
+    .unwrap_or_default();
+    for (release, config, entrypoint) in wanted {
+        state.pool.prewarm(&release, &config, &entrypoint).await;
     }
 }
 

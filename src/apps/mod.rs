@@ -146,7 +146,7 @@ impl AppCatalog {
         name: &str,
         range: Option<&str>,
     ) -> Result<AppRelease, ResolveError> {
-        let (releases, collisions) = self.scan(name);
+        let (releases, collisions) = self.scan(&mut Listing::default(), name);
         if let Some(collision) = collisions.into_iter().next() {
             return Err(ResolveError::Collision(collision));
         }
@@ -184,18 +184,20 @@ impl AppCatalog {
     /// Every release of `name` in the app dirs. Two dirs providing the same version
     /// are not resolved between: the first is listed and the clash is reported.
     pub fn releases_of(&self, name: &str) -> Vec<AppRelease> {
-        self.scan(name).0
+        self.scan(&mut Listing::default(), name).0
     }
 
     /// Every `name@version` provided by more than one directory.
     pub fn collisions(&self) -> Vec<Collision> {
-        self.app_names()
+        // One listing for the whole pass: each dir is read once, not once per app.
+        let mut listing = Listing::default();
+        self.names_in(&mut listing)
             .iter()
-            .flat_map(|name| self.scan(name).1)
+            .flat_map(|name| self.scan(&mut listing, name).1)
             .collect()
     }
 
-    fn scan(&self, name: &str) -> (Vec<AppRelease>, Vec<Collision>) {
+    fn scan(&self, listing: &mut Listing, name: &str) -> (Vec<AppRelease>, Vec<Collision>) {
         let mut releases: Vec<AppRelease> = Vec::new();
         let mut collisions = Vec::new();
         let mut push = |release: AppRelease| match releases
@@ -214,15 +216,15 @@ impl AppCatalog {
                 Some((scope, base)) => (app_dir.join(scope), base),
                 None => (app_dir.clone(), name),
             };
-            if let Ok(entries) = std::fs::read_dir(&parent) {
+            {
                 let prefix = format!("{base}@");
-                let mut flat: Vec<_> = entries
-                    .flatten()
+                let mut flat: Vec<_> = listing
+                    .read(&parent)
+                    .iter()
                     .filter_map(|entry| {
-                        let file_name = entry.file_name().to_str()?.to_owned();
-                        let version = file_name.strip_prefix(&prefix)?.to_owned();
-                        (entry.path().is_dir() && !version.is_empty())
-                            .then(|| (version, entry.path()))
+                        let version = entry.name.strip_prefix(&prefix)?;
+                        (entry.is_dir && !version.is_empty())
+                            .then(|| (version.to_owned(), entry.path.clone()))
                     })
                     .collect();
                 flat.sort();
@@ -235,8 +237,12 @@ impl AppCatalog {
                 }
             }
             let nested = parent.join(base);
-            if nested.is_dir() && valid_name(base) {
-                let mut versions = version_dirs(&nested);
+            let nested_is_dir = listing
+                .read(&parent)
+                .iter()
+                .any(|entry| entry.is_dir && entry.name == base);
+            if nested_is_dir && valid_name(base) {
+                let mut versions = version_dirs(listing, &nested);
                 versions.sort();
                 if versions.is_empty() && looks_like_app(&nested) {
                     push(AppRelease {
@@ -260,9 +266,13 @@ impl AppCatalog {
 
     /// Names of every app found in the app dirs, sorted.
     pub fn app_names(&self) -> Vec<String> {
+        self.names_in(&mut Listing::default())
+    }
+
+    fn names_in(&self, listing: &mut Listing) -> Vec<String> {
         let mut names = Vec::new();
         for app_dir in &self.app_dirs {
-            collect_names(app_dir, None, &mut names);
+            collect_names(listing, app_dir, None, &mut names);
         }
         names.sort();
         names.dedup();
@@ -270,32 +280,23 @@ impl AppCatalog {
     }
 }
 
-fn collect_names(dir: &Path, scope: Option<&str>, names: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if !entry.path().is_dir() || file_name.starts_with('.') {
-            continue;
-        }
-        if scope.is_none() && file_name.starts_with('@') && !file_name.contains('@') {
+fn collect_names(listing: &mut Listing, dir: &Path, scope: Option<&str>, names: &mut Vec<String>) {
+    for entry in listing.read(dir).iter() {
+        let file_name = &entry.name;
+        if !entry.is_dir || file_name.starts_with('.') {
             continue;
         }
         if scope.is_none() && file_name.starts_with('@') && !file_name[1..].contains('@') {
-            collect_names(&entry.path(), Some(&file_name), names);
+            collect_names(listing, &entry.path, Some(file_name), names);
             continue;
         }
         let base = match file_name.rsplit_once('@') {
             Some((base, _)) if !base.is_empty() => base.to_owned(),
             _ => {
-                let path = entry.path();
-                if version_dirs(&path).is_empty() && !looks_like_app(&path) {
+                if version_dirs(listing, &entry.path).is_empty() && !looks_like_app(&entry.path) {
                     continue;
                 }
-                file_name
+                file_name.clone()
             }
         };
         names.push(match scope {
@@ -309,18 +310,59 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && !name.contains('@')
 }
 
-fn version_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|entry| entry.path().is_dir())
-        .filter_map(|entry| {
-            let name = entry.file_name().to_str()?.to_owned();
-            (name == "latest" || parse_version(&name).is_some()).then(|| (name, entry.path()))
+fn version_dirs(listing: &mut Listing, dir: &Path) -> Vec<(String, PathBuf)> {
+    listing
+        .read(dir)
+        .iter()
+        .filter(|entry| {
+            entry.is_dir && (entry.name == "latest" || parse_version(&entry.name).is_some())
         })
+        .map(|entry| (entry.name.clone(), entry.path.clone()))
         .collect()
+}
+
+/// Directory listings read once during a pass over the app dirs.
+#[derive(Default)]
+struct Listing {
+    dirs: HashMap<PathBuf, Arc<Vec<ListedEntry>>>,
+}
+
+/// A directory entry with a UTF-8 name.
+struct ListedEntry {
+    name: String,
+    path: PathBuf,
+    /// A directory, or a symlink to one.
+    is_dir: bool,
+}
+
+impl Listing {
+    /// The entries of `dir`; none when it cannot be read.
+    fn read(&mut self, dir: &Path) -> Arc<Vec<ListedEntry>> {
+        if let Some(entries) = self.dirs.get(dir) {
+            return entries.clone();
+        }
+        let entries: Vec<ListedEntry> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|entry| {
+                        let name = entry.file_name().into_string().ok()?;
+                        let path = entry.path();
+                        // The entry's type comes with the listing; only symlinks need a stat.
+                        let is_dir = match entry.file_type() {
+                            Ok(kind) if kind.is_symlink() => path.is_dir(),
+                            Ok(kind) => kind.is_dir(),
+                            Err(_) => path.is_dir(),
+                        };
+                        Some(ListedEntry { name, path, is_dir })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let entries = Arc::new(entries);
+        self.dirs.insert(dir.to_path_buf(), entries.clone());
+        entries
+    }
 }
 
 fn looks_like_app(dir: &Path) -> bool {
