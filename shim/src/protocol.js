@@ -135,6 +135,23 @@ export function responseFrame(stream, status, headers, body) {
   return buf;
 }
 
+// RESPONSE, one DATA holding all of `bytes` and END, in one buffer: the common
+// small in-memory answer costs one allocation and one queue entry.
+export function wholeResponseFrames(stream, status, headers, bytes) {
+  const n = 3 + headersSize(headers);
+  const dataAt = HEADER_SIZE + n;
+  const endAt = dataAt + HEADER_SIZE + bytes.length;
+  const buf = Buffer.allocUnsafe(endAt + HEADER_SIZE);
+  writeHeader(buf, 0, T.RESPONSE, stream, n);
+  buf[HEADER_SIZE] = FLAG_BODY;
+  buf.writeUInt16LE(status, HEADER_SIZE + 1);
+  writeHeaders(buf, HEADER_SIZE + 3, headers);
+  writeHeader(buf, dataAt, T.DATA, stream, bytes.length);
+  buf.set(bytes, dataAt + HEADER_SIZE);
+  writeHeader(buf, endAt, T.END, stream, 0);
+  return buf;
+}
+
 // Whole WS_ACCEPT frame: the extra headers of the 101 response.
 export function wsAcceptFrame(stream, headers) {
   const n = headersSize(headers);

@@ -2,7 +2,7 @@
 // by DATA frames, with credit granted as the app reads), and the sending of
 // the app's response (head, DATA within the window, END) or of an ERROR.
 
-import { INITIAL_WINDOW, MAX_CHUNK, ProtocolError, T, frame, header, jsonFrame, responseFrame } from "./protocol.js";
+import { INITIAL_WINDOW, MAX_CHUNK, ProtocolError, T, frame, header, jsonFrame, responseFrame, wholeResponseFrames } from "./protocol.js";
 import { addImplicitType, headerList, isBodyless, kindOf } from "./app.js";
 
 const NativeResponse = Response;
@@ -173,6 +173,17 @@ export class Stream {
     if (this.done) return;
     const hasBody = bytes.length > 0;
     if (hasBody && implicit !== null) addImplicitType(headers, implicit);
+    if (hasBody && bytes.length <= MAX_CHUNK && bytes.length <= this.window) {
+      let buf;
+      try {
+        buf = wholeResponseFrames(this.id, status, headers, bytes);
+      } catch (err) {
+        return this.sendError(err);
+      }
+      this.window -= bytes.length;
+      this.conn.writer.push(buf);
+      return this.finish();
+    }
     if (!this.sendHead(status, headers, hasBody) || !hasBody) return;
     this.out = bytes;
     this.outOff = 0;

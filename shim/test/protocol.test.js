@@ -20,6 +20,7 @@ import {
   jsonFrame,
   requestFrame,
   responseFrame,
+  wholeResponseFrames,
   wsAcceptFrame,
   wsCloseFrame,
   wsMessageFrame,
@@ -86,6 +87,17 @@ describe("heads", () => {
     const f = decodeFrame(responseFrame(3, 418, [["a", "b"], ["c", ""]], true));
     expect(f.payload[0]).toBe(FLAG_BODY);
     expect(decodeResponseHead(f.payload)).toEqual({ body: true, status: 418, headers: [["a", "b"], ["c", ""]] });
+  });
+
+  test("a whole small response is the RESPONSE, DATA and END frames back to back", () => {
+    const headers = [["content-type", "text/plain"]];
+    const bytes = Buffer.from("hello");
+    const apart = Buffer.concat([
+      responseFrame(7, 201, headers, true),
+      frame(T.DATA, 7, bytes),
+      frame(T.END, 7),
+    ]);
+    expect(wholeResponseFrames(7, 201, headers, bytes).equals(apart)).toBe(true);
   });
 
   test("truncated or padded heads are protocol errors", () => {
