@@ -188,6 +188,19 @@ impl Launcher {
 
 /// Accepts the child's connection and reads HELLO and READY; fails on FATAL, on a
 /// protocol error, or when the child exits first.
+/// The FATAL message a child sent before it exited, if any, read until the end of
+/// its connection (bounded, should the reader be slow to get there).
+async fn late_fatal(control: &mut mpsc::UnboundedReceiver<ControlEvent>) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, control.recv()).await {
+            Ok(Some(ControlEvent::Fatal(failure))) => return Some(failure.message),
+            Ok(Some(ControlEvent::Closed(_)) | None) | Err(_) => return None,
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
 async fn handshake(
     listener: &UnixListener,
     child: &mut Child,
@@ -204,12 +217,9 @@ async fn handshake(
             biased;
             event = control.recv() => event,
             status = child.wait() => {
-                // A FATAL report may still be on its way from the reader task.
-                let late = tokio::time::timeout(Duration::from_millis(200), control.recv()).await;
-                if let Ok(Some(ControlEvent::Fatal(failure))) = late {
-                    return Err(failure.message);
-                }
-                return Err(exit_text(status));
+                // The child is gone, so its end of the socket is closed: whatever it
+                // wrote (a FATAL naming the error, usually) is read before the end.
+                return Err(late_fatal(&mut control).await.unwrap_or_else(|| exit_text(status)));
             }
         };
         match event {
