@@ -529,6 +529,15 @@ async fn run_load(context: &Context, scenario: LoadScenario) -> Result<ScenarioR
             plain: Some(plain_totals.figures(concurrency)),
             supervisor: Some(supervisor_totals.figures(concurrency)),
         });
+        let own_peak = procs::hwm(supervisor.pid()) as f64 / (1024.0 * 1024.0);
+        let case_label = if case.tag.is_empty() {
+            String::new()
+        } else {
+            format!("({}) ", case.tag)
+        };
+        notes.push(format!(
+            "{case_label}supervisor process alone, without its children: peak RSS {own_peak:.1} MiB (VmHWM)"
+        ));
         let wrk_paths = scenario.wrk.as_ref().filter(|_| index == 0);
         if let (Some(wrk), Some((plain_path, supervisor_path))) = (&context.wrk, wrk_paths) {
             let plain_wrk = run_wrk(context, wrk, &mut plain, plain_path, concurrency).await;

@@ -6,6 +6,7 @@
 // (Few modules on purpose: each extra module costs startup time.)
 
 import {
+  INITIAL_WINDOW,
   MAX_CHUNK,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -222,14 +223,14 @@ class Connection {
       case T.DATA: {
         if (payload.length === 0 || payload.length > MAX_CHUNK) throw new ProtocolError(`DATA of ${payload.length} bytes`);
         const st = this.streams.get(this.streamId(type, id));
-        if (st === undefined) return;
+        if (st === undefined || this.collect(st, payload)) return;
         if (st.body === null) throw new ProtocolError(`DATA on stream ${id} without a request body`);
         return st.body.data(payload);
       }
       case T.END: {
         this.empty(type, payload);
         const st = this.streams.get(this.streamId(type, id));
-        if (st === undefined) return;
+        if (st === undefined || this.collected(st)) return;
         if (st.body === null) throw new ProtocolError(`END on stream ${id} without a request body`);
         return st.body.end();
       }
@@ -301,12 +302,56 @@ class Connection {
     const head = decodeRequestHead(payload);
     const st = new Stream(this, id, head.method === "HEAD");
     this.streams.set(id, st);
-    let body = null;
     if (head.body) {
-      st.body = new RequestBody((n) => {
-        if (!st.done) this.writer.push(creditFrame(id, n));
-      });
-      body = st.body.stream;
+      // A small body usually arrives in the same read as its head. Collect it until
+      // END or the end of this tick, whichever comes first: a whole body becomes a
+      // plain buffer, which is much cheaper for the app to read than a stream.
+      st.early = { head, chunks: [], size: 0 };
+      queueMicrotask(() => this.begin(st));
+      return;
+    }
+    this.begin(st, head);
+  }
+
+  // DATA for a stream whose body is still being collected: false if it is not.
+  collect(st, payload) {
+    const early = st.early; // undefined on a WebSocket session
+    if (!early) return false;
+    if (early.size + payload.length > INITIAL_WINDOW) throw new ProtocolError("DATA beyond the window");
+    early.chunks.push(payload);
+    early.size += payload.length;
+    return true;
+  }
+
+  // END for a stream whose body is still being collected: the request starts now.
+  collected(st) {
+    if (!st.early) return false;
+    st.early.ended = true;
+    this.begin(st);
+    return true;
+  }
+
+  // Builds the Request and hands it to the app. With a body being collected (no
+  // `head` given), the whole body is a buffer if END came, else the stream takes
+  // over from the chunks so far.
+  begin(st, head) {
+    const id = st.id;
+    let body = null;
+    if (head === undefined) {
+      const early = st.early;
+      if (early === null || st.done) return;
+      st.early = null;
+      head = early.head;
+      if (early.ended && early.size > 0) {
+        body = early.chunks.length === 1 ? early.chunks[0] : Buffer.concat(early.chunks, early.size);
+      } else {
+        st.body = new RequestBody((n) => {
+          if (!st.done) this.writer.push(creditFrame(id, n));
+        });
+        for (const chunk of early.chunks) st.body.data(chunk);
+        if (early.ended) st.body.end();
+        body = st.body.stream;
+      }
     }
     let req;
     try {
