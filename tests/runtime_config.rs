@@ -96,3 +96,41 @@ fn no_app_dirs_anywhere_is_a_usage_error() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("no app dirs"), "{stderr}");
 }
+
+#[test]
+fn zero_runtime_threads_is_refused_naming_the_flag() {
+    let apps = Apps::with(&["hello@1.0.0"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_buntime-supervisor"))
+        .args(["run", "--port", "0", "--threads", "0", "--apps"])
+        .arg(apps.path())
+        .arg("--bun")
+        .arg(bun())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--threads"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_supervisor_on_several_threads_serves_concurrent_requests() {
+    let apps = Apps::with(&["hello@1.0.0", "routes@1.0.0"]);
+    let supervisor = Supervisor::start(&apps, &["--threads", "3"]);
+    let requests = (0..40).map(|i| {
+        let path = if i % 2 == 0 {
+            "/hello/"
+        } else {
+            "/routes/users/42"
+        };
+        supervisor.get(path)
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            "Hello from hello@1.0.0"
+        } else {
+            r#"{"id":"42"}"#
+        };
+        assert_eq!(answer, (200, expected.to_owned()), "request {i}");
+    }
+}
