@@ -1,11 +1,11 @@
 //! Accepting HTTP/1 connections with hyper directly, so header limits and graceful
-//! shutdown are ours to set.
-
-use std::net::SocketAddr;
-use std::time::Duration;
+//! shutdown are ours to set. App requests go straight to the forwarding code; only
+//! the internal API under `/_/` goes through the router and its guard.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
