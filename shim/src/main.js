@@ -306,53 +306,53 @@ class Connection {
       // A small body usually arrives in the same read as its head. Collect it until
       // END or the end of this tick, whichever comes first: a whole body becomes a
       // plain buffer, which is much cheaper for the app to read than a stream.
-      st.early = { head, chunks: [], size: 0 };
-      queueMicrotask(() => this.begin(st));
+      st.collecting = { head, chunks: [], size: 0, ended: false };
+      queueMicrotask(() => this.beginCollected(st));
       return;
     }
-    this.begin(st, head);
+    this.begin(st, head, null);
   }
 
   // DATA for a stream whose body is still being collected: false if it is not.
   collect(st, payload) {
-    const early = st.early; // undefined on a WebSocket session
-    if (!early) return false;
-    if (early.size + payload.length > INITIAL_WINDOW) throw new ProtocolError("DATA beyond the window");
-    early.chunks.push(payload);
-    early.size += payload.length;
+    const pending = st.collecting; // undefined on a WebSocket session
+    if (!pending) return false;
+    if (pending.size + payload.length > INITIAL_WINDOW) throw new ProtocolError("DATA beyond the window");
+    pending.chunks.push(payload);
+    pending.size += payload.length;
     return true;
   }
 
   // END for a stream whose body is still being collected: the request starts now.
   collected(st) {
-    if (!st.early) return false;
-    st.early.ended = true;
-    this.begin(st);
+    if (!st.collecting) return false;
+    st.collecting.ended = true;
+    this.beginCollected(st);
     return true;
   }
 
-  // Builds the Request and hands it to the app. With a body being collected (no
-  // `head` given), the whole body is a buffer if END came, else the stream takes
-  // over from the chunks so far.
-  begin(st, head) {
-    const id = st.id;
-    let body = null;
-    if (head === undefined) {
-      const early = st.early;
-      if (early === null || st.done) return;
-      st.early = null;
-      head = early.head;
-      if (early.ended && early.size > 0) {
-        body = early.chunks.length === 1 ? early.chunks[0] : Buffer.concat(early.chunks, early.size);
-      } else {
-        st.body = new RequestBody((n) => {
-          if (!st.done) this.writer.push(creditFrame(id, n));
-        });
-        for (const chunk of early.chunks) st.body.data(chunk);
-        if (early.ended) st.body.end();
-        body = st.body.stream;
-      }
+  // Starts a request whose body was being collected (at END or at the end of the
+  // tick): the whole body as a buffer if END came, else a stream that takes over
+  // from the chunks so far.
+  beginCollected(st) {
+    const pending = st.collecting;
+    if (pending === null || st.done) return;
+    st.collecting = null;
+    if (pending.ended && pending.size > 0) {
+      const body = pending.chunks.length === 1 ? pending.chunks[0] : Buffer.concat(pending.chunks, pending.size);
+      return this.begin(st, pending.head, body);
     }
+    const id = st.id;
+    st.body = new RequestBody((n) => {
+      if (!st.done) this.writer.push(creditFrame(id, n));
+    });
+    for (const chunk of pending.chunks) st.body.data(chunk);
+    if (pending.ended) st.body.end();
+    this.begin(st, pending.head, st.body.stream);
+  }
+
+  // Builds the Request and hands it to the app (or holds it until the app is ready).
+  begin(st, head, body) {
     let req;
     try {
       req = new Request(head.url, { method: head.method, headers: head.headers, body, signal: st.abort.signal });

@@ -36,7 +36,7 @@ export class Stream {
     this.staticRoute = false; // static route values keep their content-type on HEAD
     this.abort = new AbortController();
     this.body = null; // RequestBody when the request has one
-    this.early = null; // {head, chunks, size, ended} while a request body is collected
+    this.collecting = null; // {head, chunks, size, ended} while a request body is collected
     this.window = INITIAL_WINDOW; // response bytes we may still send
     this.out = null; // in-memory response bytes still to send
     this.outOff = 0;

@@ -216,29 +216,26 @@ impl AppCatalog {
                 Some((scope, base)) => (app_dir.join(scope), base),
                 None => (app_dir.clone(), name),
             };
-            {
-                let prefix = format!("{base}@");
-                let mut flat: Vec<_> = listing
-                    .read(&parent)
-                    .iter()
-                    .filter_map(|entry| {
-                        let version = entry.name.strip_prefix(&prefix)?;
-                        (entry.is_dir && !version.is_empty())
-                            .then(|| (version.to_owned(), entry.path.clone()))
-                    })
-                    .collect();
-                flat.sort();
-                for (version, dir) in flat {
-                    push(AppRelease {
-                        name: name.to_owned(),
-                        version,
-                        dir,
-                    });
-                }
+            let entries = listing.read(&parent);
+            let prefix = format!("{base}@");
+            let mut flat: Vec<_> = entries
+                .iter()
+                .filter_map(|entry| {
+                    let version = entry.name.strip_prefix(&prefix)?;
+                    (entry.is_dir && !version.is_empty())
+                        .then(|| (version.to_owned(), entry.path.clone()))
+                })
+                .collect();
+            flat.sort();
+            for (version, dir) in flat {
+                push(AppRelease {
+                    name: name.to_owned(),
+                    version,
+                    dir,
+                });
             }
             let nested = parent.join(base);
-            let nested_is_dir = listing
-                .read(&parent)
+            let nested_is_dir = entries
                 .iter()
                 .any(|entry| entry.is_dir && entry.name == base);
             if nested_is_dir && valid_name(base) {

@@ -96,13 +96,13 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let dropped = {
+        // Undelivered items are dropped after the lock is released.
+        let _undelivered = {
             let mut state = lock(&self.0);
             state.receiver_gone = true;
             state.waker = None;
             std::mem::take(&mut state.items)
         };
-        drop(dropped);
     }
 }
 

@@ -186,8 +186,6 @@ impl Launcher {
     }
 }
 
-/// Accepts the child's connection and reads HELLO and READY; fails on FATAL, on a
-/// protocol error, or when the child exits first.
 /// The FATAL message a child sent before it exited, if any, read until the end of
 /// its connection (bounded, should the reader be slow to get there).
 async fn late_fatal(control: &mut mpsc::UnboundedReceiver<ControlEvent>) -> Option<String> {
@@ -201,6 +199,8 @@ async fn late_fatal(control: &mut mpsc::UnboundedReceiver<ControlEvent>) -> Opti
     }
 }
 
+/// Accepts the child's connection and reads HELLO and READY; fails on FATAL, on a
+/// protocol error, or when the child exits first.
 async fn handshake(
     listener: &UnixListener,
     child: &mut Child,

@@ -61,8 +61,9 @@ pub async fn accept_loop(
         let stop = stop.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let request = request_with_client(request, client);
+                let mut request = request.map(Body::new);
                 if is_internal(request.uri().path()) {
+                    request.extensions_mut().insert(ConnectInfo(client));
                     Either::Left(router.clone().oneshot(request))
                 } else {
                     // App requests skip the router: they are most of the traffic.
@@ -95,12 +96,6 @@ pub async fn accept_loop(
 /// Paths the router serves: the internal API and what lies under `/_`.
 fn is_internal(path: &str) -> bool {
     path == "/_" || path.starts_with("/_/")
-}
-
-fn request_with_client(request: hyper::Request<Incoming>, client: SocketAddr) -> Request {
-    let mut request = request.map(Body::new);
-    request.extensions_mut().insert(ConnectInfo(client));
-    request
 }
 
 async fn serve_app_request(
