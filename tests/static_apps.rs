@@ -710,8 +710,9 @@ async fn dotfiles_are_not_found() {
 
 #[tokio::test]
 async fn app_config_files_are_not_served() {
-    let (apps, supervisor) = start();
+    let apps = Apps::with(&[APP]);
     apps.config(APP, "{ env: { API_KEY: \"config-must-not-leak\" } }");
+    let supervisor = Supervisor::start(&apps, &[]);
     let response = get(&supervisor, "/spa/worker.jsonc", &[]).await;
     assert_eq!(response.status(), 404);
     assert!(!response

@@ -75,9 +75,13 @@ impl Apps {
         );
     }
 
-    /// Writes (replaces) the app's `worker.jsonc`; `EVIDENCE_DIR` is added to its env.
+    /// Replaces the app's `worker.jsonc` in one step (write aside, then rename), as a
+    /// deploy would: a running supervisor never reads it half written.
     pub fn config(&self, app: &str, body: &str) {
-        std::fs::write(self.path().join(app).join("worker.jsonc"), body).unwrap();
+        let dir = self.path().join(app);
+        let aside = dir.join(".worker.jsonc.next");
+        std::fs::write(&aside, body).unwrap();
+        std::fs::rename(&aside, dir.join("worker.jsonc")).unwrap();
     }
 
     /// Config whose env points the app's evidence files at this dir.
