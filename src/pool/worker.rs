@@ -539,6 +539,9 @@ async fn retire(
 }
 
 async fn kill_and_reap(worker: &Arc<Worker>, child: &mut Child, reason: ExitReason) -> ExitReason {
+    // Routing stops before the signal: a request that arrives while the kill and the
+    // reap are under way goes to another child, not to this one's closing socket.
+    worker.retire(reason);
     signal_group(worker.pid, Signal::SIGKILL);
     let _ = child.wait().await;
     finish(worker, reason)
