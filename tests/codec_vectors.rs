@@ -3,7 +3,7 @@
 
 use buntime_supervisor::ipc::{
     decode_frame, decode_request, decode_response, decode_ws_accept, encode_frame, encode_request,
-    encode_response, encode_ws_accept, FrameType, ResponseHead,
+    encode_response, encode_ws_accept, FrameType, OutgoingRequest, ResponseHead,
 };
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -126,16 +126,14 @@ fn rust_codec_matches_every_shared_vector() {
                     // A header map groups repeated names; the decode check above stands.
                     continue;
                 }
-                encode_request(
-                    &mut encoded,
-                    stream,
-                    head.has_body,
-                    &head.method,
-                    &head.url,
-                    &head.address,
-                    &map,
-                )
-                .unwrap();
+                let request = OutgoingRequest {
+                    method: &head.method,
+                    url: &head.url,
+                    address: &head.address,
+                    headers: &map,
+                    overrides: &[],
+                };
+                encode_request(&mut encoded, stream, head.has_body, &request).unwrap();
             }
             FrameType::Response => {
                 let head = decode_response(frame.payload.clone()).unwrap();

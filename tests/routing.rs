@@ -239,6 +239,10 @@ async fn the_app_sees_its_relative_path_and_forwarding_headers() {
         .client
         .get(supervisor.url("/echo@1/inspect?x=1"))
         .header("x-forwarded-for", "10.1.2.3")
+        // Headers the supervisor sets are never the client's to choose.
+        .header("x-base", "/forged")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "forged.example")
         .send()
         .await
         .unwrap();

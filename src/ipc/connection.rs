@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 use http_body::{Body, Frame as BodyFrame, SizeHint};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::events;
 use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
-use super::head::{decode_response, encode_request, ResponseHead};
+use super::head::{decode_response, encode_request, OutgoingRequest, ResponseHead};
 use super::ProtocolError;
 use crate::sync::lock;
 
@@ -183,18 +182,14 @@ impl Connection {
     /// the child in the background within the stream's window.
     pub fn open_stream<B>(
         &self,
-        method: &str,
-        url: &str,
-        address: &str,
-        headers: &HeaderMap,
+        request: &OutgoingRequest<'_>,
         body: Option<B>,
     ) -> Result<StreamHandle, ProtocolError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Send,
     {
-        let (id, events, send_window) =
-            self.register(method, url, address, headers, body.is_some(), None)?;
+        let (id, events, send_window) = self.register(request, body.is_some(), None)?;
         let pump = body.map(|body| {
             tokio::spawn(pump_body(
                 self.shared.clone(),
@@ -210,17 +205,13 @@ impl Connection {
     /// the initial window: head, body and end go out in one write, with no pump task.
     pub fn open_stream_with_body(
         &self,
-        method: &str,
-        url: &str,
-        address: &str,
-        headers: &HeaderMap,
+        request: &OutgoingRequest<'_>,
         body: Bytes,
     ) -> Result<StreamHandle, ProtocolError> {
         if body.len() > INITIAL_WINDOW as usize {
             return Err(ProtocolError::HeadTooLarge);
         }
-        let (id, events, send_window) =
-            self.register(method, url, address, headers, true, Some(&body))?;
+        let (id, events, send_window) = self.register(request, true, Some(&body))?;
         if let Ok(permit) = send_window.try_acquire_many(body.len() as u32) {
             permit.forget();
         }
@@ -232,10 +223,7 @@ impl Connection {
     /// in order.
     fn register(
         &self,
-        method: &str,
-        url: &str,
-        address: &str,
-        headers: &HeaderMap,
+        request: &OutgoingRequest<'_>,
         has_body: bool,
         whole_body: Option<&Bytes>,
     ) -> Result<(u32, events::Receiver<StreamEvent>, Arc<Semaphore>), ProtocolError> {
@@ -244,7 +232,7 @@ impl Connection {
         let mut out = BytesMut::new();
         let mut table = lock(&self.shared.table);
         let id = table.next_id;
-        encode_request(&mut out, id, has_body, method, url, address, headers)?;
+        encode_request(&mut out, id, has_body, request)?;
         if let Some(body) = whole_body {
             for chunk in body.chunks(MAX_CHUNK) {
                 encode_frame(&mut out, FrameType::Data, id, chunk);
@@ -861,6 +849,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::ipc::head::encode_response;
+    use http::HeaderMap;
     use tokio::io::AsyncWriteExt;
 
     fn pair() -> (
@@ -876,10 +865,13 @@ mod tests {
     fn open(connection: &Connection) -> StreamHandle {
         connection
             .open_stream::<http_body_util::Empty<Bytes>>(
-                "GET",
-                "http://x/",
-                "",
-                &HeaderMap::new(),
+                &OutgoingRequest {
+                    method: "GET",
+                    url: "http://x/",
+                    address: "",
+                    headers: &HeaderMap::new(),
+                    overrides: &[],
+                },
                 None,
             )
             .unwrap()

@@ -62,26 +62,61 @@ pub enum BadResponseHead {
     TooLarge(usize),
 }
 
-/// Appends a REQUEST frame for stream `stream` built straight from request parts.
+/// A request as the supervisor forwards it to a child, borrowed from the client's
+/// request so the head is encoded without copying it first.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingRequest<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// Absolute URL the app sees as `req.url`.
+    pub url: &'a str,
+    /// The client's IP address as text.
+    pub address: &'a str,
+    /// The client's headers.
+    pub headers: &'a HeaderMap,
+    /// Headers the supervisor sets (`x-base`, `x-forwarded-*`, …): each replaces
+    /// every client header of the same name. Values are valid header bytes.
+    pub overrides: &'a [(&'a HeaderName, &'a [u8])],
+}
+
+impl OutgoingRequest<'_> {
+    /// The client headers that go out: those no override replaces.
+    fn kept_headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| !self.overrides.iter().any(|(own, _)| own == name))
+    }
+}
+
+/// Appends a REQUEST frame for stream `stream`.
 ///
 /// Fails when the head would not fit the protocol's field sizes.
 pub fn encode_request(
     out: &mut BytesMut,
     stream: u32,
     has_body: bool,
-    method: &str,
-    url: &str,
-    address: &str,
-    headers: &HeaderMap,
+    request: &OutgoingRequest<'_>,
 ) -> Result<(), ProtocolError> {
+    let OutgoingRequest {
+        method,
+        url,
+        address,
+        overrides,
+        ..
+    } = *request;
     let mut payload_len = 1 + 1 + method.len() + 2 + url.len() + 1 + address.len() + 2;
-    for (name, value) in headers {
+    let mut count = overrides.len();
+    for (name, value) in request.kept_headers() {
+        payload_len += 4 + name.as_str().len() + value.len();
+        count += 1;
+    }
+    for (name, value) in overrides {
         payload_len += 4 + name.as_str().len() + value.len();
     }
     if method.len() > u8::MAX as usize
         || url.len() > u16::MAX as usize
         || address.len() > u8::MAX as usize
-        || headers.len() > u16::MAX as usize
+        || count > u16::MAX as usize
         || payload_len > MAX_PAYLOAD
     {
         return Err(ProtocolError::HeadTooLarge);
@@ -95,9 +130,12 @@ pub fn encode_request(
     out.put_slice(url.as_bytes());
     out.put_u8(address.len() as u8);
     out.put_slice(address.as_bytes());
-    out.put_u16_le(headers.len() as u16);
-    for (name, value) in headers {
+    out.put_u16_le(count as u16);
+    for (name, value) in request.kept_headers() {
         put_pair(out, name.as_str().as_bytes(), value.as_bytes())?;
+    }
+    for (name, value) in overrides {
+        put_pair(out, name.as_str().as_bytes(), value)?;
     }
     Ok(())
 }
@@ -283,16 +321,14 @@ mod tests {
         headers.append("set-cookie", HeaderValue::from_static("a=1"));
         headers.append("set-cookie", HeaderValue::from_static("b=2"));
         let mut out = BytesMut::new();
-        encode_request(
-            &mut out,
-            3,
-            true,
-            "POST",
-            "http://h/p?q=1",
-            "127.0.0.1",
-            &headers,
-        )
-        .unwrap();
+        let request = OutgoingRequest {
+            method: "POST",
+            url: "http://h/p?q=1",
+            address: "127.0.0.1",
+            headers: &headers,
+            overrides: &[],
+        };
+        encode_request(&mut out, 3, true, &request).unwrap();
         let frame = decode_frame(&mut out).unwrap().unwrap();
         assert_eq!(frame.stream, 3);
         let head = decode_request(frame.payload).unwrap();
@@ -304,6 +340,33 @@ mod tests {
             ("x-name".into(), Bytes::from_static(b"caf\xe9"))
         );
         assert_eq!(head.headers.len(), 3);
+    }
+
+    #[test]
+    fn overrides_replace_every_client_header_of_their_name() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-base", HeaderValue::from_static("/forged"));
+        headers.append("x-base", HeaderValue::from_static("/forged-too"));
+        headers.append("accept", HeaderValue::from_static("*/*"));
+        let base = HeaderName::from_static("x-base");
+        let request = OutgoingRequest {
+            method: "GET",
+            url: "http://h/",
+            address: "10.0.0.1",
+            headers: &headers,
+            overrides: &[(&base, b"/app@1/")],
+        };
+        let mut out = BytesMut::new();
+        encode_request(&mut out, 1, false, &request).unwrap();
+        let frame = decode_frame(&mut out).unwrap().unwrap();
+        let head = decode_request(frame.payload).unwrap();
+        assert_eq!(
+            head.headers,
+            vec![
+                ("accept".to_owned(), Bytes::from_static(b"*/*")),
+                ("x-base".to_owned(), Bytes::from_static(b"/app@1/")),
+            ]
+        );
     }
 
     #[test]

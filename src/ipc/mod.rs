@@ -115,7 +115,7 @@ pub use frame::{
 };
 pub use head::{
     decode_request, decode_response, decode_ws_accept, encode_request, encode_response,
-    encode_ws_accept, BadResponseHead, RequestHead, ResponseHead, FLAG_BODY,
+    encode_ws_accept, BadResponseHead, OutgoingRequest, RequestHead, ResponseHead, FLAG_BODY,
 };
 
 /// WS_MESSAGE flag: the message is binary.

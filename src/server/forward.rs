@@ -1,6 +1,7 @@
 //! Requests for apps: find the release, lease a child, and stream the exchange over
 //! its IPC connection.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use super::static_files::{self, StaticRequest};
 use super::websocket;
 use super::AppState;
 use crate::apps::{AppRelease, Entrypoint, ResolveError};
-use crate::ipc::ResponseStart;
+use crate::ipc::{OutgoingRequest, ResponseStart};
 use crate::proxy::{strip_hop_by_hop, ProxyContext};
 use hyper::upgrade::OnUpgrade;
 
@@ -293,33 +294,46 @@ async fn forward_inner(
         .headers
         .get(HOST)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or(&state.listen_host)
-        .to_owned();
+        .unwrap_or(&state.listen_host);
     let mut url = String::with_capacity(16 + host.len() + path.len());
     url.push_str("http://");
-    url.push_str(&host);
+    url.push_str(host);
     url.push_str(app_path.rest);
     if let Some(query) = parts.uri.query() {
         url.push('?');
         url.push_str(query);
     }
-    let base =
-        HeaderValue::from_str(app_path.base).unwrap_or_else(|_| HeaderValue::from_static("/"));
-    let headers = &mut parts.headers;
-    headers.insert(X_BASE.clone(), base);
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-    let client_ip = client.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {client_ip}"),
-        None => client_ip.clone(),
+    // What the supervisor tells the app about the request replaces whatever the client
+    // sent under the same names; the values go to the encoder as they are.
+    let base = app_path.base.as_bytes();
+    let base: &[u8] = if base.iter().all(|byte| byte.is_ascii_graphic()) {
+        base
+    } else {
+        b"/"
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    if let Ok(value) = HeaderValue::from_str(&host) {
-        headers.insert(X_FORWARDED_HOST.clone(), value);
-    }
+    let client_ip = client.ip().to_string();
+    let forwarded_for: Cow<'_, str> = match parts
+        .headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(earlier) => Cow::Owned(format!("{earlier}, {client_ip}")),
+        None => Cow::Borrowed(&client_ip),
+    };
+    let overrides: [(&HeaderName, &[u8]); 5] = [
+        (&X_BASE, base),
+        (&X_REQUEST_ID, request_id.as_bytes()),
+        (&X_FORWARDED_FOR, forwarded_for.as_bytes()),
+        (&X_FORWARDED_PROTO, b"http"),
+        (&X_FORWARDED_HOST, host.as_bytes()),
+    ];
+    let outgoing = OutgoingRequest {
+        method: parts.method.as_str(),
+        url: &url,
+        address: &client_ip,
+        headers: &parts.headers,
+        overrides: &overrides,
+    };
 
     let has_body = !(body.is_end_stream() || body.size_hint().exact() == Some(0));
     let websocket_key = websocket::upgrade_key(&parts.method, &parts.headers);
@@ -332,13 +346,9 @@ async fn forward_inner(
     let small_body = has_body && declared.is_some_and(|length| length <= SMALL_BODY);
     let opened = if small_body {
         match http_body_util::BodyExt::collect(body).await {
-            Ok(collected) => worker.connection().open_stream_with_body(
-                parts.method.as_str(),
-                &url,
-                &client_ip,
-                &parts.headers,
-                collected.to_bytes(),
-            ),
+            Ok(collected) => worker
+                .connection()
+                .open_stream_with_body(&outgoing, collected.to_bytes()),
             Err(_) if over_limit.load(Ordering::Acquire) => {
                 state.metrics.body_rejected(&release.name);
                 return Err(limits::too_large(body_limit, &worker.label));
@@ -352,13 +362,9 @@ async fn forward_inner(
             }
         }
     } else {
-        worker.connection().open_stream(
-            parts.method.as_str(),
-            &url,
-            &client_ip,
-            &parts.headers,
-            has_body.then_some(body),
-        )
+        worker
+            .connection()
+            .open_stream(&outgoing, has_body.then_some(body))
     };
     let mut stream = opened.map_err(|error| {
         RequestError::new(
