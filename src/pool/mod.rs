@@ -250,7 +250,18 @@ impl Pool {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let config = config.clone();
+        // The miss path lives on the heap: the future of every warm request stays small.
+        Box::pin(self.lease_on_miss(slot, release, config.clone(), entrypoint)).await
+    }
+
+    /// A lease when no running child could take the request: a spare, or a new child.
+    async fn lease_on_miss(
+        self: &Arc<Self>,
+        slot: Option<Arc<Slot>>,
+        release: &Arc<AppRelease>,
+        config: Arc<WorkerConfig>,
+        entrypoint: &std::path::Path,
+    ) -> Result<Lease, PoolError> {
         if config.ephemeral {
             return self.lease_ephemeral(release, config, entrypoint).await;
         }

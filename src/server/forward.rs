@@ -256,20 +256,21 @@ async fn forward_inner(
             metrics: &state.metrics,
         };
         let request = Request::from_parts(parts, body);
-        return Ok(state.proxy.forward(matched, request, context).await);
+        // Proxied and static requests are boxed so app requests carry a small future.
+        return Ok(Box::pin(state.proxy.forward(matched, request, context)).await);
     }
     let entrypoint = match &setup.entrypoint {
         Entrypoint::Module(path) => path,
         Entrypoint::Static(entry) => {
             let root = entry.parent().unwrap_or(entry);
-            return Ok(static_files::serve(StaticRequest {
+            return Ok(Box::pin(static_files::serve(StaticRequest {
                 root,
                 entry,
                 method: &parts.method,
                 path: app_path.rest,
                 base: app_path.base,
                 headers: &parts.headers,
-            })
+            }))
             .await);
         }
     };
