@@ -19,7 +19,7 @@ import {
   frame,
   jsonFrame,
 } from "./protocol.js";
-import { installBodyTracking, loadApp, requestAddresses } from "./app.js";
+import { CLIENT_ADDRESS, installBodyTracking, loadApp } from "./app.js";
 import { RequestBody, Stream, errorPayload } from "./stream.js";
 
 // Outgoing frame queue: frames pushed during one tick are written with a single
@@ -359,7 +359,7 @@ class Connection {
     } catch (err) {
       return st.sendError(err);
     }
-    if (head.address) requestAddresses.set(req, head.address);
+    if (head.address) req[CLIENT_ADDRESS] = head.address;
     if (this.handler === null) this.early.push([st, req, head]);
     else this.invoke(st, req, head);
   }
