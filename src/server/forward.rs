@@ -143,11 +143,32 @@ pub async fn forward(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    serve_app(&state, client, request).await
+    let client = Client::new(client);
+    serve_app(&state, &client, request).await
+}
+
+/// Who sent a request: the address, and its IP as the text apps and logs see, made
+/// once per connection rather than once per request.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer's socket address.
+    pub addr: SocketAddr,
+    /// The peer's IP address as text.
+    pub ip: Arc<str>,
+}
+
+impl Client {
+    /// The client at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Client {
+            addr,
+            ip: addr.ip().to_string().into(),
+        }
+    }
 }
 
 /// Serves one request for an app: routing, the app's answer, metrics, access line.
-pub async fn serve_app(state: &AppState, client: SocketAddr, request: Request) -> Response {
+pub async fn serve_app(state: &AppState, client: &Client, request: Request) -> Response {
     let started = Instant::now();
     let request_id = state.request_ids.pick(request.headers());
     // What the access line needs is kept only when access lines are written.
@@ -180,7 +201,7 @@ pub async fn serve_app(state: &AppState, client: SocketAddr, request: Request) -
         tracing::info!(target: "access", method = %method, path = %path, status, bytes = %bytes,
             duration_ms = elapsed.as_secs_f64() * 1000.0, app, version,
             pid = served.pid.unwrap_or(0), request_id = request_id.to_str().unwrap_or(""),
-            client = %client.ip(), "request");
+            client = %client.ip, "request");
     }
     response
         .headers_mut()
@@ -197,7 +218,7 @@ struct Served {
 
 async fn forward_inner(
     state: &AppState,
-    client: SocketAddr,
+    client: &Client,
     request: Request,
     request_id: &HeaderValue,
     served: &mut Served,
@@ -249,7 +270,7 @@ async fn forward_inner(
     let setup = state.catalog.setup(&release)?;
     if let Some(matched) = setup.proxy.find(app_path.rest) {
         let context = ProxyContext {
-            client,
+            client: client.addr,
             request_id,
             timeout: setup.config.timeout,
             app: &release.label(),
@@ -312,14 +333,13 @@ async fn forward_inner(
     } else {
         b"/"
     };
-    let client_ip = client.ip().to_string();
     let forwarded_for: Cow<'_, str> = match parts
         .headers
         .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
-        Some(earlier) => Cow::Owned(format!("{earlier}, {client_ip}")),
-        None => Cow::Borrowed(&client_ip),
+        Some(earlier) => Cow::Owned(format!("{earlier}, {}", client.ip)),
+        None => Cow::Borrowed(&client.ip),
     };
     let overrides: [(&HeaderName, &[u8]); 5] = [
         (&X_BASE, base),
@@ -331,7 +351,7 @@ async fn forward_inner(
     let outgoing = OutgoingRequest {
         method: parts.method.as_str(),
         url: &url,
-        address: &client_ip,
+        address: &client.ip,
         headers: &parts.headers,
         overrides: &overrides,
     };
