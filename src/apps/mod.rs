@@ -77,14 +77,15 @@ pub struct Collision {
     pub second: PathBuf,
 }
 
-/// An app name and the range a request asked for.
-type RouteKey = (String, String);
+/// Resolved releases of one app by the range asked for, with when they were resolved.
+type ResolvedRanges = HashMap<String, (Instant, Arc<AppRelease>)>;
 
 /// Finds app releases in the app dirs and caches what it found for a second.
 pub struct AppCatalog {
     app_dirs: Vec<PathBuf>,
-    /// Resolved (name, range) pairs and when they were resolved.
-    cache: RwLock<HashMap<RouteKey, (Instant, Arc<AppRelease>)>>,
+    /// Resolved releases by app name, then by the range asked for, with when they
+    /// were resolved. Two levels so a lookup borrows the request's strings.
+    cache: RwLock<HashMap<String, ResolvedRanges>>,
     /// Configs and entrypoints of releases.
     setups: SetupCache,
 }
@@ -123,9 +124,9 @@ impl AppCatalog {
         name: &str,
         range: Option<&str>,
     ) -> Result<Arc<AppRelease>, ResolveError> {
-        let key = (name.to_owned(), range.unwrap_or("").to_owned());
+        let asked = range.unwrap_or("");
         if let Ok(cache) = self.cache.read() {
-            if let Some((at, release)) = cache.get(&key) {
+            if let Some((at, release)) = cache.get(name).and_then(|ranges| ranges.get(asked)) {
                 if at.elapsed() < RESOLUTION_TTL {
                     return Ok(release.clone());
                 }
@@ -133,10 +134,15 @@ impl AppCatalog {
         }
         let release = Arc::new(self.resolve_uncached(name, range)?);
         if let Ok(mut cache) = self.cache.write() {
+            // Bounded: names and ranges come from request paths.
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(key, (Instant::now(), release.clone()));
+            let ranges = cache.entry(name.to_owned()).or_default();
+            if ranges.len() > 100 {
+                ranges.clear();
+            }
+            ranges.insert(asked.to_owned(), (Instant::now(), release.clone()));
         }
         Ok(release)
     }
