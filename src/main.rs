@@ -41,6 +41,7 @@ fn main() {
     } else {
         builder.with_ansi(terminal).init();
     }
+    buntime_supervisor::heap::tune();
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|cpus| (cpus.get() / 2).max(1))

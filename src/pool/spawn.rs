@@ -1,5 +1,5 @@
 //! Starting `bun` children in their own process group, tied to the supervisor's life,
-//! and signalling those groups. The only module with `unsafe` code.
+//! and signalling those groups. One of two modules with `unsafe` code (with `heap`).
 
 use std::path::Path;
 use std::process::Stdio;
