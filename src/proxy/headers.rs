@@ -70,14 +70,14 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 /// `x-forwarded-host` (the client's `Host`), `x-request-id`, then `changeOrigin`,
 /// then the rule's own headers, which win over everything before them.
 pub fn prepare_outgoing(headers: &mut HeaderMap, rule: &Rule, context: &ProxyContext<'_>) {
-    let client_ip = context.client.ip().to_string();
     let earlier: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
+    let client_ip = context.client_ip;
     let forwarded_for = if earlier.is_empty() {
-        client_ip
+        client_ip.to_owned()
     } else {
         format!("{}, {client_ip}", earlier.join(", "))
     };

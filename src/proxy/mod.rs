@@ -76,7 +76,6 @@ mod template;
 mod tls;
 mod websocket;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ::http::{HeaderValue, Request};
@@ -92,8 +91,8 @@ pub use websocket::MAX_MESSAGE_BYTES;
 pub struct ProxyContext<'a> {
     /// Where target failures are counted.
     pub metrics: &'a crate::metrics::Metrics,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client's IP address as text.
+    pub client_ip: &'a str,
     /// The request id, sent on to the target and echoed.
     pub request_id: &'a HeaderValue,
     /// The app's request timeout.

@@ -143,32 +143,12 @@ pub async fn forward(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let client = Client::new(client);
-    serve_app(&state, &client, request).await
-}
-
-/// Who sent a request: the address, and its IP as the text apps and logs see, made
-/// once per connection rather than once per request.
-#[derive(Debug, Clone)]
-pub struct Client {
-    /// The peer's socket address.
-    pub addr: SocketAddr,
-    /// The peer's IP address as text.
-    pub ip: Arc<str>,
-}
-
-impl Client {
-    /// The client at `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        Client {
-            addr,
-            ip: addr.ip().to_string().into(),
-        }
-    }
+    serve_app(&state, &client.ip().to_string(), request).await
 }
 
 /// Serves one request for an app: routing, the app's answer, metrics, access line.
-pub async fn serve_app(state: &AppState, client: &Client, request: Request) -> Response {
+/// `client_ip` is the client's IP address as text, made once per connection.
+pub async fn serve_app(state: &AppState, client_ip: &str, request: Request) -> Response {
     let started = Instant::now();
     let request_id = state.request_ids.pick(request.headers());
     // What the access line needs is kept only when access lines are written.
@@ -176,10 +156,11 @@ pub async fn serve_app(state: &AppState, client: &Client, request: Request) -> R
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let mut served = Served::default();
-    let mut response = match forward_inner(state, client, request, &request_id, &mut served).await {
-        Ok(response) => response,
-        Err(error) => error.into_response_with_id(&request_id),
-    };
+    let mut response =
+        match forward_inner(state, client_ip, request, &request_id, &mut served).await {
+            Ok(response) => response,
+            Err(error) => error.into_response_with_id(&request_id),
+        };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let (app, version) = served
@@ -201,7 +182,7 @@ pub async fn serve_app(state: &AppState, client: &Client, request: Request) -> R
         tracing::info!(target: "access", method = %method, path = %path, status, bytes = %bytes,
             duration_ms = elapsed.as_secs_f64() * 1000.0, app, version,
             pid = served.pid.unwrap_or(0), request_id = request_id.to_str().unwrap_or(""),
-            client = %client.ip, "request");
+            client = client_ip, "request");
     }
     response
         .headers_mut()
@@ -218,7 +199,7 @@ struct Served {
 
 async fn forward_inner(
     state: &AppState,
-    client: &Client,
+    client_ip: &str,
     request: Request,
     request_id: &HeaderValue,
     served: &mut Served,
@@ -270,7 +251,7 @@ async fn forward_inner(
     let setup = state.catalog.setup(&release)?;
     if let Some(matched) = setup.proxy.find(app_path.rest) {
         let context = ProxyContext {
-            client: client.addr,
+            client_ip,
             request_id,
             timeout: setup.config.timeout,
             app: &release.label(),
@@ -338,8 +319,8 @@ async fn forward_inner(
         .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
-        Some(earlier) => Cow::Owned(format!("{earlier}, {}", client.ip)),
-        None => Cow::Borrowed(&client.ip),
+        Some(earlier) => Cow::Owned(format!("{earlier}, {client_ip}")),
+        None => Cow::Borrowed(client_ip),
     };
     let overrides: [(&HeaderName, &[u8]); 5] = [
         (&X_BASE, base),
@@ -351,7 +332,7 @@ async fn forward_inner(
     let outgoing = OutgoingRequest {
         method: parts.method.as_str(),
         url: &url,
-        address: &client.ip,
+        address: client_ip,
         headers: &parts.headers,
         overrides: &overrides,
     };

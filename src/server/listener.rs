@@ -59,7 +59,8 @@ pub async fn accept_loop(
         let router = router.clone();
         let state = state.clone();
         let stop = stop.clone();
-        let app_client = forward::Client::new(client);
+        // The client's IP as apps and logs see it, made once for the connection.
+        let client_ip: Arc<str> = client.ip().to_string().into();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let mut request = request.map(Body::new);
@@ -68,11 +69,7 @@ pub async fn accept_loop(
                     Either::Left(router.clone().oneshot(request))
                 } else {
                     // App requests skip the router: they are most of the traffic.
-                    Either::Right(serve_app_request(
-                        state.clone(),
-                        app_client.clone(),
-                        request,
-                    ))
+                    Either::Right(serve_app_request(state.clone(), client_ip.clone(), request))
                 }
             });
             let mut builder = http1::Builder::new();
@@ -105,13 +102,13 @@ fn is_internal(path: &str) -> bool {
 
 async fn serve_app_request(
     state: Arc<AppState>,
-    client: forward::Client,
+    client_ip: Arc<str>,
     request: Request,
 ) -> Result<Response, Infallible> {
     if let Err(error) = limits::check_header_sizes(request.headers()) {
         return Ok(error.into_response());
     }
-    Ok(forward::serve_app(&state, &client, request).await)
+    Ok(forward::serve_app(&state, &client_ip, request).await)
 }
 
 fn log_connection_end(client: SocketAddr, result: Result<(), hyper::Error>) {
