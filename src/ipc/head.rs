@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::frame::{put_frame_header, FrameType, MAX_PAYLOAD};
+use super::frame::{put_frame_header, FrameType, HEADER_LEN, MAX_PAYLOAD};
 use super::ProtocolError;
 
 /// Head flag: DATA frames and an END follow.
@@ -79,18 +79,10 @@ pub struct OutgoingRequest<'a> {
     pub overrides: &'a [(&'a HeaderName, &'a [u8])],
 }
 
-impl OutgoingRequest<'_> {
-    /// The client headers that go out: those no override replaces.
-    fn kept_headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.headers
-            .iter()
-            .filter(|(name, _)| !self.overrides.iter().any(|(own, _)| own == name))
-    }
-}
-
 /// Appends a REQUEST frame for stream `stream`.
 ///
-/// Fails when the head would not fit the protocol's field sizes.
+/// Fails, leaving `out` as it was, when the head would not fit the protocol's field
+/// sizes.
 pub fn encode_request(
     out: &mut BytesMut,
     stream: u32,
@@ -101,28 +93,20 @@ pub fn encode_request(
         method,
         url,
         address,
+        headers,
         overrides,
-        ..
     } = *request;
-    let mut payload_len = 1 + 1 + method.len() + 2 + url.len() + 1 + address.len() + 2;
-    let mut count = overrides.len();
-    for (name, value) in request.kept_headers() {
-        payload_len += 4 + name.as_str().len() + value.len();
-        count += 1;
-    }
-    for (name, value) in overrides {
-        payload_len += 4 + name.as_str().len() + value.len();
-    }
     if method.len() > u8::MAX as usize
         || url.len() > u16::MAX as usize
         || address.len() > u8::MAX as usize
-        || count > u16::MAX as usize
-        || payload_len > MAX_PAYLOAD
     {
         return Err(ProtocolError::HeadTooLarge);
     }
-    out.reserve(9 + payload_len);
-    put_frame_header(out, FrameType::Request, stream, payload_len);
+    // One pass over the headers: the frame length and the header count are written
+    // once the pairs are in.
+    let start = out.len();
+    out.reserve(HEADER_LEN + 8 + method.len() + url.len() + address.len() + 64 * headers.len());
+    put_frame_header(out, FrameType::Request, stream, 0);
     out.put_u8(if has_body { FLAG_BODY } else { 0 });
     out.put_u8(method.len() as u8);
     out.put_slice(method.as_bytes());
@@ -130,14 +114,44 @@ pub fn encode_request(
     out.put_slice(url.as_bytes());
     out.put_u8(address.len() as u8);
     out.put_slice(address.as_bytes());
-    out.put_u16_le(count as u16);
-    for (name, value) in request.kept_headers() {
-        put_pair(out, name.as_str().as_bytes(), value.as_bytes())?;
+    let count_at = out.len();
+    out.put_u16_le(0);
+    let count = put_request_headers(out, headers, overrides)
+        .and_then(|count| u16::try_from(count).map_err(|_| ProtocolError::HeadTooLarge));
+    let payload_len = out.len() - start - HEADER_LEN;
+    match count {
+        Ok(count) if payload_len <= MAX_PAYLOAD => {
+            // The length field counts the type and stream bytes as well.
+            let length = (payload_len + 5) as u32;
+            out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            out[count_at..count_at + 2].copy_from_slice(&count.to_le_bytes());
+            Ok(())
+        }
+        _ => {
+            out.truncate(start);
+            Err(ProtocolError::HeadTooLarge)
+        }
+    }
+}
+
+/// Appends the client's headers that no override replaces, then the overrides;
+/// returns how many pairs it wrote.
+fn put_request_headers(
+    out: &mut BytesMut,
+    headers: &HeaderMap,
+    overrides: &[(&HeaderName, &[u8])],
+) -> Result<usize, ProtocolError> {
+    let mut count = overrides.len();
+    for (name, value) in headers {
+        if !overrides.iter().any(|(own, _)| *own == name) {
+            put_pair(out, name.as_str().as_bytes(), value.as_bytes())?;
+            count += 1;
+        }
     }
     for (name, value) in overrides {
         put_pair(out, name.as_str().as_bytes(), value)?;
     }
-    Ok(())
+    Ok(count)
 }
 
 /// Appends a RESPONSE frame; the supervisor never sends one, but tests and tools do.
@@ -367,6 +381,31 @@ mod tests {
                 ("x-base".to_owned(), Bytes::from_static(b"/app@1/")),
             ]
         );
+    }
+
+    #[test]
+    fn a_head_over_the_payload_limit_is_refused_and_writes_nothing() {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_bytes(&vec![b'v'; 60_000]).unwrap();
+        for i in 0..20 {
+            headers.append(
+                HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                value.clone(),
+            );
+        }
+        let request = OutgoingRequest {
+            method: "GET",
+            url: "http://h/",
+            address: "",
+            headers: &headers,
+            overrides: &[],
+        };
+        let mut out = BytesMut::from(&b"earlier frames"[..]);
+        assert_eq!(
+            encode_request(&mut out, 1, false, &request),
+            Err(ProtocolError::HeadTooLarge)
+        );
+        assert_eq!(&out[..], b"earlier frames");
     }
 
     #[test]
