@@ -35,7 +35,6 @@ class FrameWriter {
   constructor() {
     this.socket = null;
     this.queue = [];
-    this.queuedBytes = 0;
     this.scheduled = false;
     this.tail = null; // bytes a short write left over; written before anything queued later
     this.closed = false;
@@ -53,7 +52,6 @@ class FrameWriter {
   push(buf) {
     if (this.closed) return;
     this.queue.push(buf);
-    this.queuedBytes += buf.length;
     if (!this.scheduled) this.schedule();
   }
 
@@ -66,14 +64,7 @@ class FrameWriter {
     this.scheduled = false;
     if (this.socket === null || this.tail !== null || this.queue.length === 0) return;
     const queue = this.queue;
-    const total = this.queuedBytes;
     this.queue = [];
-    this.queuedBytes = 0;
-    if (queue.length === 1 || total < DIRECT_WRITE) {
-      // A lone entry is always a codec frame: a payload comes with its header.
-      this.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, total), false);
-      return this.settle();
-    }
     let small = 0; // first entry of the run of small ones not written yet
     for (let i = 0; i <= queue.length; i++) {
       if (i < queue.length && queue[i].length < DIRECT_WRITE) continue;
@@ -105,9 +96,7 @@ class FrameWriter {
   // since, behind the tail.
   keep(queue, from) {
     if (this.closed || from >= queue.length) return;
-    const rest = queue.slice(from);
-    for (const buf of rest) this.queuedBytes += buf.length;
-    this.queue = rest.concat(this.queue);
+    this.queue = queue.slice(from).concat(this.queue);
   }
 
   // Wakes idle() waiters once nothing is pending.
@@ -119,7 +108,6 @@ class FrameWriter {
   close() {
     this.closed = true;
     this.queue = [];
-    this.queuedBytes = 0;
     this.tail = null;
     this.wakeIdle();
   }
