@@ -41,12 +41,17 @@ const NativeBlob = globalThis.Blob;
 const NativeFile = globalThis.File;
 const NativeReadableStream = globalThis.ReadableStream;
 
-const responseKinds = new WeakMap(); // Response -> kind
+// Where a tracked Response keeps its body kind, and its body when that was a string
+// (sent as it is, without reading the body through a promise). Symbol-keyed
+// properties cost far less per response than WeakMap entries.
+const KIND = Symbol("buntime.bodyKind");
+const TEXT = Symbol("buntime.bodyText");
+
 const memBlobs = new WeakMap(); // in-memory Blob -> true when made only of ASCII text
 const nativeStreams = new WeakMap(); // stream from Blob#stream() -> implied content-type
 
 export function kindOf(res) {
-  return responseKinds.get(res) || K_FOREIGN;
+  return res[KIND] || K_FOREIGN;
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -103,49 +108,69 @@ function classify(body, init) {
 
 let installed = false;
 
-// Replaces the global Response/Blob/File constructors with transparent proxies
-// (same prototype, instanceof unchanged) that record body kinds. Must run
-// before the app module is imported.
+// A stand-in for a native constructor that calls `record(instance, a, b)` after each
+// construction. It shares the native prototype, so instanceof and prototype patches
+// hold for instances made anywhere (fetch(), Response.json()), and it inherits the
+// native statics; calling it without `new` fails as the native does. Subclasses
+// still get their own prototype. (A Proxy's construct trap did the same at four
+// times the cost per Response.)
+function tracked(Native, record) {
+  const name = Native.name;
+  const Tracked = {
+    [name]: function (a, b, c) {
+      if (new.target === undefined) return Native(a, b, c);
+      const made = new.target === Tracked ? new Native(a, b, c) : Reflect.construct(Native, arguments, new.target);
+      record(made, a, b);
+      return made;
+    },
+  }[name];
+  Tracked.prototype = Native.prototype;
+  Object.setPrototypeOf(Tracked, Native);
+  Object.defineProperty(Tracked, "length", { value: Native.length });
+  return Tracked;
+}
+
+function recordResponse(res, body, init) {
+  let k = K_FOREIGN;
+  try {
+    k = classify(body, init);
+  } catch {} // odd init objects: keep the safe default
+  res[KIND] = k;
+  if (k === K_TEXT && typeof body === "string") res[TEXT] = body;
+}
+
+function recordBlob(blob, parts) {
+  memBlobs.set(blob, textParts(parts));
+}
+
+// Replaces the global Response/Blob/File constructors with tracked ones (same
+// prototype, instanceof unchanged) that record body kinds. Must run before the app
+// module is imported.
 export function installBodyTracking() {
   if (installed) return;
   installed = true;
 
-  globalThis.Response = new Proxy(NativeResponse, {
-    construct(target, args, newTarget) {
-      const res = Reflect.construct(target, args, newTarget);
-      let k = K_FOREIGN;
-      try {
-        k = classify(args[0], args[1]);
-      } catch {} // odd init objects: keep the safe default
-      responseKinds.set(res, k);
-      return res;
-    },
-  });
+  globalThis.Response = tracked(NativeResponse, recordResponse);
 
   const nativeJson = NativeResponse.json;
   NativeResponse.json = function json(data, init) {
     const res = nativeJson.call(NativeResponse, data, init);
-    responseKinds.set(res, K_MEM);
+    res[KIND] = K_MEM;
     return res;
   };
 
   const nativeClone = NativeResponse.prototype.clone;
   NativeResponse.prototype.clone = function clone() {
     const copy = nativeClone.call(this);
-    const k = responseKinds.get(this);
-    if (k !== undefined) responseKinds.set(copy, k);
+    const k = this[KIND];
+    if (k !== undefined) copy[KIND] = k;
+    const text = this[TEXT];
+    if (text !== undefined) copy[TEXT] = text;
     return copy;
   };
 
-  const blobTrap = {
-    construct(target, args, newTarget) {
-      const blob = Reflect.construct(target, args, newTarget);
-      memBlobs.set(blob, textParts(args[0]));
-      return blob;
-    },
-  };
-  globalThis.Blob = new Proxy(NativeBlob, blobTrap);
-  if (NativeFile !== undefined) globalThis.File = new Proxy(NativeFile, blobTrap);
+  globalThis.Blob = tracked(NativeBlob, recordBlob);
+  if (NativeFile !== undefined) globalThis.File = tracked(NativeFile, recordBlob);
 
   const nativeSlice = NativeBlob.prototype.slice;
   NativeBlob.prototype.slice = function slice(...args) {
@@ -163,6 +188,12 @@ export function installBodyTracking() {
   };
 }
 
+// The string a Response was built from, while its body is still unread; else undefined.
+export function bodyText(res) {
+  const text = res[TEXT];
+  return text === undefined || res.bodyUsed ? undefined : text;
+}
+
 // Status codes that never carry a body (Bun.serve drops it and adds no type).
 export function isBodyless(status) {
   return status === 204 || status === 205 || status === 304;
@@ -173,7 +204,9 @@ export function isBodyless(status) {
 // content-type lazily and loses it once the body has been taken.
 export function headerList(res, dropType) {
   const out = [];
-  for (const pair of res.headers) {
+  const headers = res.headers;
+  if (headers.count === 0) return out; // Bun's own count: no iterator for the common case
+  for (const pair of headers) {
     if (dropType && pair[0] === "content-type") continue;
     out.push(pair);
   }

@@ -3,7 +3,7 @@
 // the app's response (head, DATA within the window, END) or of an ERROR.
 
 import { INITIAL_WINDOW, MAX_CHUNK, ProtocolError, T, frame, header, jsonFrame, responseFrame, wholeResponseFrames } from "./protocol.js";
-import { addImplicitType, headerList, isBodyless, kindOf } from "./app.js";
+import { addImplicitType, bodyText, headerList, isBodyless, kindOf } from "./app.js";
 
 const NativeResponse = Response;
 const noop = () => {};
@@ -129,6 +129,8 @@ export class Stream {
     }
     const implicit = head ? null : kind.implicit;
     if (kind.mem) {
+      const text = bodyText(res);
+      if (text !== undefined) return this.sendText(status, headers, implicit, text);
       let bytes;
       try {
         bytes = res.bytes();
@@ -168,6 +170,23 @@ export class Stream {
     this.conn.writer.push(buf);
     if (!hasBody) this.finish();
     return true;
+  }
+
+  // A body the Response was built from as a string: encoded straight into the frames
+  // when it fits in one DATA, without reading the Response's body.
+  sendText(status, headers, implicit, text) {
+    const size = Buffer.byteLength(text);
+    if (size === 0 || size > MAX_CHUNK || size > this.window) return this.sendBytes(status, headers, implicit, Buffer.from(text));
+    if (implicit !== null) addImplicitType(headers, implicit);
+    let buf;
+    try {
+      buf = wholeResponseFrames(this.id, status, headers, text, size);
+    } catch (err) {
+      return this.sendError(err);
+    }
+    this.window -= size;
+    this.conn.writer.push(buf);
+    this.finish();
   }
 
   sendBytes(status, headers, implicit, bytes) {

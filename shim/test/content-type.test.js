@@ -9,7 +9,12 @@ let real;
 let id = 0;
 
 beforeAll(async () => {
-  real = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => cases[new URL(req.url).pathname.slice(1)]() });
+  real = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req) => cases[new URL(req.url).pathname.slice(1)](),
+    error: () => new Response("failed", { status: 500 }), // its 500, without the test runner's report
+  });
   await s.ready("fetch-app.js");
 });
 afterAll(async () => {
@@ -20,7 +25,10 @@ afterAll(async () => {
 // multipart boundaries are random: compare everything but the token
 const normalize = (ct) => ct?.replace(/boundary=\S+/, "boundary=*") ?? null;
 
-for (const name of Object.keys(cases)) {
+// Cases Bun.serve answers with its 500 page; the shim must fail them too.
+const failing = new Set(["readBeforeReturn"]);
+
+for (const name of Object.keys(cases).filter((name) => !failing.has(name))) {
   test(`GET ${name}`, async () => {
     const want = await fetch(`http://127.0.0.1:${real.port}/${name}`);
     const wantBody = Buffer.from(await want.arrayBuffer());
@@ -39,5 +47,15 @@ for (const name of ["string", "uint8", "blobTyped", "bunFileJson", "json", "expl
     const got = await s.fetch(++id, `/ct/${name}`, { method: "HEAD" });
     expect(got.status).toBe(want.status);
     expect(got.header("content-type")).toBe(want.headers.get("content-type"));
+  });
+}
+
+for (const name of failing) {
+  test(`GET ${name} fails as in Bun.serve`, async () => {
+    const want = await fetch(`http://127.0.0.1:${real.port}/${name}`);
+    await want.arrayBuffer();
+    expect(want.status).toBe(500);
+    const got = await s.fetch(++id, `/ct/${name}`);
+    expect(got.error?.message).toMatch(/already used/i);
   });
 }

@@ -274,7 +274,19 @@ impl Drop for Supervisor {
             );
             let _ = self.child.wait();
         }
+        // A killed supervisor cannot remove its runtime dir; do it for it, or every
+        // run of the suite leaves hundreds behind in the temp dir.
+        let _ = std::fs::remove_dir_all(default_runtime_dir(self.child.id()));
     }
+}
+
+/// Where the supervisor with this pid keeps its shim and sockets when not told.
+fn default_runtime_dir(pid: u32) -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("buntime-supervisor-{pid}"))
 }
 
 /// Whether a process with this pid exists (and is not a zombie).

@@ -50,4 +50,18 @@ export const cases = {
   noContent: () => new Response("gone", { status: 204 }),
   notModified: () => new Response(null, { status: 304 }),
   asyncString: async () => new Response("later"),
+  utf8String: () => new Response("h\u00e9llo \u{1F600}"),
+  loneSurrogate: () => new Response("a\ud800b"),
+  largeString: () => new Response("x".repeat(200_000)),
+  subclass: () => new (class Custom extends Response {})("sub"),
+  typeSetLater: () => {
+    const res = new Response("ok");
+    res.headers.set("content-type", "text/later");
+    return res;
+  },
+  readBeforeReturn: async () => {
+    const res = new Response("ok");
+    await res.text();
+    return res;
+  },
 };
