@@ -919,3 +919,84 @@ async fn range_deep_in_a_large_file_answers_206() {
         &content[from..=to]
     );
 }
+
+/// Long enough after a file's last change for the supervisor to keep its bytes
+/// between requests (it never keeps a file changed within the last two seconds).
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(3_100);
+
+#[tokio::test]
+async fn a_kept_file_changed_in_place_is_served_new_at_once() {
+    let (apps, supervisor) = start();
+    tokio::time::sleep(SETTLED).await;
+    // The first request keeps the bytes, the second is answered from them.
+    for _ in 0..2 {
+        let response = get(&supervisor, "/spa/data.json", &[]).await;
+        assert_eq!(response.bytes().await.unwrap(), fixture("data.json"));
+    }
+    // Same length, other bytes: only the file's times and identity tell.
+    let changed: Vec<u8> = fixture("data.json")
+        .iter()
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    assert_ne!(changed, fixture("data.json"));
+    std::fs::write(fixture_path_in(&apps, "data.json"), &changed).unwrap();
+    let response = get(&supervisor, "/spa/data.json", &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), changed);
+}
+
+#[tokio::test]
+async fn a_kept_gzipped_copy_follows_changes_to_its_file() {
+    let (apps, supervisor) = start();
+    tokio::time::sleep(SETTLED).await;
+    let gzip = [("accept-encoding", "gzip")];
+    for _ in 0..2 {
+        let response = get(&supervisor, "/spa/assets/style.css", &gzip).await;
+        assert_eq!(header(response.headers(), "content-encoding"), "gzip");
+        assert_eq!(
+            gunzip(&response.bytes().await.unwrap()),
+            fixture("assets/style.css")
+        );
+    }
+    let mut changed = fixture("assets/style.css");
+    changed.extend_from_slice(b"\n.changed { color: red; }\n");
+    std::fs::write(fixture_path_in(&apps, "assets/style.css"), &changed).unwrap();
+    let response = get(&supervisor, "/spa/assets/style.css", &gzip).await;
+    assert_eq!(gunzip(&response.bytes().await.unwrap()), changed);
+}
+
+#[tokio::test]
+async fn a_served_file_that_is_removed_answers_404() {
+    let (apps, supervisor) = start();
+    assert_eq!(get(&supervisor, "/spa/data.json", &[]).await.status(), 200);
+    std::fs::remove_file(fixture_path_in(&apps, "data.json")).unwrap();
+    let response = get(&supervisor, "/spa/data.json", &[]).await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn a_directory_whose_index_is_removed_falls_back_to_the_entrypoint() {
+    let (apps, supervisor) = start();
+    let response = get(&supervisor, "/spa/docs/", &[]).await;
+    assert!(response.text().await.unwrap().contains("docs index page"));
+    std::fs::remove_file(fixture_path_in(&apps, "docs/index.html")).unwrap();
+    let response = get(&supervisor, "/spa/docs/", &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("spa@1.0.0 index"));
+}
+
+#[tokio::test]
+async fn a_precompressed_copy_added_later_is_served_within_seconds() {
+    let (apps, supervisor) = start();
+    let gzip = [("accept-encoding", "gzip")];
+    let response = get(&supervisor, "/spa/data.json", &gzip).await;
+    assert!(response.headers().get("content-encoding").is_none());
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, &fixture("data.json")).unwrap();
+    let compressed = encoder.finish().unwrap();
+    std::fs::write(fixture_path_in(&apps, "data.json.gz"), &compressed).unwrap();
+    tokio::time::sleep(SETTLED).await;
+    let response = get(&supervisor, "/spa/data.json", &gzip).await;
+    assert_eq!(header(response.headers(), "content-encoding"), "gzip");
+    assert_eq!(response.bytes().await.unwrap(), compressed);
+}

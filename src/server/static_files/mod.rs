@@ -23,8 +23,11 @@
 //! Path resolution, metadata and small reads are plain blocking calls on the request's
 //! thread: the kernel answers them from its caches in microseconds, while a hop to
 //! the blocking pool for each of them made a small asset cost five times as much.
+//! Repeated requests skip most of them: [`cache`] keeps where a path led, the bytes
+//! of small files and gzipped text, each checked or aged as it describes.
 
 mod body;
+mod cache;
 mod html;
 mod negotiate;
 
@@ -46,6 +49,7 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use self::body::FileBody;
+use self::cache::{Content, Located, Opened, Stamp};
 use self::negotiate::{AcceptEncoding, ByteRange, Coding};
 use crate::server::RequestError;
 
@@ -56,8 +60,6 @@ const HTML_CACHE: &str = "no-cache";
 const ASSET_CACHE: &str = "public, max-age=0, must-revalidate";
 /// Text files smaller than this are not worth compressing.
 const COMPRESS_MIN: u64 = 1024;
-/// Files up to this size are read whole when opened instead of streamed.
-const READ_AT_ONCE: u64 = 64 * 1024;
 /// Text files larger than this are sent uncompressed rather than held in memory.
 const COMPRESS_MAX: u64 = 4 * 1024 * 1024;
 /// HTML files larger than this are served as they are, without `<base href>`.
@@ -114,22 +116,51 @@ pub async fn serve(request: StaticRequest<'_>) -> Response {
     if request.method != Method::GET && request.method != Method::HEAD {
         return method_not_allowed(request.method);
     }
-    let segments = match decode_path(request.path) {
-        Ok(segments) => segments,
-        Err(refusal) => return refusal.into_response(),
+    let files = cache::files();
+    let remembered = files.located(request.root, request.path);
+    let located = match remembered.clone() {
+        Some(located) => located,
+        None => match resolve(&request) {
+            Ok(located) => located,
+            Err(refusal) => return refusal.into_response(),
+        },
     };
-    let file = match locate(&request, &segments) {
-        Ok(file) => file,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match respond(&request, &file).await {
+    let mut answer = respond(&request, &located).await;
+    if remembered.is_some()
+        && answer
+            .as_ref()
+            .is_err_and(|error| error.kind() == io::ErrorKind::NotFound)
+    {
+        // The file found earlier is gone: walk the path again, as for a new one.
+        files.forget_located(request.root, request.path);
+        answer = match resolve(&request) {
+            Ok(located) => respond(&request, &located).await,
+            Err(refusal) => return refusal.into_response(),
+        };
+    }
+    match answer {
         Ok(response) => response,
         Err(error) if error.kind() == io::ErrorKind::NotFound => not_found(),
         Err(error) => {
-            tracing::warn!(file = %file.display(), %error, "static file could not be served");
-            internal_error(&file)
+            tracing::warn!(file = %located.file.display(), %error, "static file could not be served");
+            internal_error(&located.file)
         }
     }
+}
+
+/// Decodes and locates the request's path, remembering where it led when that was
+/// an existing file (not a refusal, and not the fallback for a missing path).
+fn resolve(request: &StaticRequest<'_>) -> Result<Located, Refusal> {
+    let segments = decode_path(request.path)?;
+    let (file, found) = locate(request, &segments)?;
+    let located = Located {
+        siblings: precompressed_siblings(request.root, &file).into(),
+        file,
+    };
+    if found {
+        cache::files().remember_located(request.root, request.path, located.clone());
+    }
+    Ok(located)
 }
 
 /// Why a request path is not served.
@@ -183,10 +214,11 @@ fn decode_path(raw: &str) -> Result<Vec<String>, Refusal> {
 }
 
 /// The file to serve for the decoded path: the canonical file under the root, a
-/// directory's `index.html`, or the entrypoint as the SPA fallback.
-fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, Refusal> {
+/// directory's `index.html`, or the entrypoint as the SPA fallback; and whether the
+/// path named it (false for the fallback, which a file made later would replace).
+fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<(PathBuf, bool), Refusal> {
     let Some(last) = segments.last() else {
-        return Ok(request.entry.to_path_buf());
+        return Ok((request.entry.to_path_buf(), true));
     };
     let candidate = segments
         .iter()
@@ -199,7 +231,7 @@ fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, R
             return if looks_like_file(last) {
                 Err(Refusal::NotFound)
             } else {
-                Ok(request.entry.to_path_buf())
+                Ok((request.entry.to_path_buf(), false))
             };
         }
         Err(error) => {
@@ -221,7 +253,7 @@ fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, R
         }
     };
     if metadata.is_file() {
-        return Ok(real);
+        return Ok((real, true));
     }
     if !metadata.is_dir() {
         return Err(Refusal::NotFound);
@@ -229,10 +261,10 @@ fn locate(request: &StaticRequest<'_>, segments: &[String]) -> Result<PathBuf, R
     if let Ok(index) = std::fs::canonicalize(real.join("index.html")) {
         let is_file = std::fs::metadata(&index).is_ok_and(|metadata| metadata.is_file());
         if is_file && index.starts_with(request.root) {
-            return Ok(index);
+            return Ok((index, true));
         }
     }
-    Ok(request.entry.to_path_buf())
+    Ok((request.entry.to_path_buf(), false))
 }
 
 /// Errors that mean "no such file" rather than a failing disk.
@@ -272,6 +304,9 @@ struct Representation {
     source: Source,
     /// The file the bytes come from, for log lines.
     origin: PathBuf,
+    /// The version of `origin` the bytes are, when they are the file's own (not HTML
+    /// with a base): what a gzipped copy is kept under.
+    stamp: Option<Stamp>,
     encoding: Option<Coding>,
     /// Compress `source` with gzip once the conditionals have not answered 304.
     gzip_later: bool,
@@ -288,7 +323,8 @@ struct Common {
 
 /// Answers for one located file: 304, 200, 206 or 416. An `Err` is an I/O failure
 /// the caller turns into 404 (the file vanished) or 500.
-async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Response> {
+async fn respond(request: &StaticRequest<'_>, located: &Located) -> io::Result<Response> {
+    let path = located.file.as_path();
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
@@ -299,8 +335,14 @@ async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Respons
     let wants_range = request.headers.contains_key(RANGE);
     let compressible = COMPRESSIBLE.contains(&extension.as_str());
 
-    let (mut representation, has_siblings) =
-        representation(request, path, is_html, compressible, &accept, wants_range).await?;
+    let (mut representation, has_siblings) = representation(
+        request,
+        located,
+        is_html,
+        compressible,
+        &accept,
+        wants_range,
+    )?;
     let common = Common {
         content_type: content_type(path),
         cache_control: if is_html { HTML_CACHE } else { ASSET_CACHE },
@@ -315,8 +357,23 @@ async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Respons
     }
 
     if representation.gzip_later {
-        let original = take_bytes(&mut representation.source, &representation.origin).await?;
-        representation.source = Source::Memory(gzip(original).await?);
+        let files = cache::files();
+        let origin = &representation.origin;
+        let kept = representation
+            .stamp
+            .and_then(|stamp| files.gzipped(origin, stamp));
+        let compressed = match kept {
+            Some(compressed) => compressed,
+            None => {
+                let original = take_bytes(&mut representation.source, origin).await?;
+                let compressed = gzip(original).await?;
+                if let Some(stamp) = representation.stamp {
+                    files.remember_gzipped(origin, stamp, compressed.clone());
+                }
+                compressed
+            }
+        };
+        representation.source = Source::Memory(compressed);
         representation.encoding = Some(Coding::Gzip);
     }
 
@@ -387,33 +444,38 @@ async fn respond(request: &StaticRequest<'_>, path: &Path) -> io::Result<Respons
     Ok(response)
 }
 
-/// Picks what to send for `path`, and says whether it has precompressed siblings
-/// (so the answer varies by `accept-encoding` even when this one is not encoded).
-async fn representation(
+/// Picks what to send for the located file, and says whether it has precompressed
+/// siblings (so the answer varies by `accept-encoding` even when this one is not
+/// encoded).
+fn representation(
     request: &StaticRequest<'_>,
-    path: &Path,
+    located: &Located,
     is_html: bool,
     compressible: bool,
     accept: &AcceptEncoding,
     wants_range: bool,
 ) -> io::Result<(Representation, bool)> {
-    let file = std::fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
+    let path = located.file.as_path();
+    let files = cache::files();
+    let opened = files.open(path)?;
+    if !opened.metadata.is_file() {
         return Err(io::Error::from(io::ErrorKind::NotFound));
     }
-    let size = metadata.len();
-    let modified = metadata.modified().ok();
+    let size = opened.metadata.len();
+    let modified = opened.metadata.modified().ok();
     let etag = entity_tag(size, modified, "");
 
     if is_html && !request.base.is_empty() && size <= INJECT_MAX {
-        let document = read_at_once(file, size)?;
+        let document = match opened.content {
+            Content::Memory(bytes) => bytes,
+            Content::File(file) => Bytes::from(cache::read_whole(file, size)?),
+        };
         let (bytes, etag) = match html::inject_base(&document, request.base) {
             Some(injected) => {
                 let suffix = format!("-b{:x}", fnv1a(request.base.as_bytes()));
                 (Bytes::from(injected), entity_tag(size, modified, &suffix))
             }
-            None => (Bytes::from(document), etag),
+            None => (document, etag),
         };
         let gzip_later = !wants_range
             && accept.accepts(Coding::Gzip)
@@ -427,6 +489,7 @@ async fn representation(
         let representation = Representation {
             source: Source::Memory(bytes),
             origin: path.to_path_buf(),
+            stamp: None,
             encoding: None,
             gzip_later,
             etag,
@@ -435,27 +498,29 @@ async fn representation(
         return Ok((representation, false));
     }
 
-    let siblings = precompressed_siblings(request.root, path);
-    let has_siblings = !siblings.is_empty();
+    let has_siblings = !located.siblings.is_empty();
     if !wants_range {
         for coding in accept.preference() {
-            let Some((sibling, sibling_path, sibling_meta)) =
-                siblings.iter().find(|(found, ..)| *found == coding)
+            let Some((sibling, sibling_path)) =
+                located.siblings.iter().find(|(found, _)| *found == coding)
             else {
                 continue;
             };
-            let sibling = *sibling;
-            let Ok(sibling_file) = std::fs::File::open(sibling_path) else {
+            let Ok(opened) = files.open(sibling_path) else {
                 continue;
             };
-            let sibling_modified = sibling_meta.modified().ok();
+            if !opened.metadata.is_file() {
+                continue;
+            }
+            let sibling_modified = opened.metadata.modified().ok();
             let suffix = format!("-{}", sibling.token());
             let representation = Representation {
-                source: source(sibling_file, sibling_meta.len())?,
+                etag: entity_tag(opened.metadata.len(), sibling_modified, &suffix),
                 origin: sibling_path.clone(),
-                encoding: Some(sibling),
+                stamp: Some(opened.stamp),
+                source: source(opened),
+                encoding: Some(*sibling),
                 gzip_later: false,
-                etag: entity_tag(sibling_meta.len(), sibling_modified, &suffix),
                 modified: sibling_modified,
             };
             return Ok((representation, has_siblings));
@@ -467,8 +532,9 @@ async fn representation(
         && accept.accepts(Coding::Gzip)
         && (COMPRESS_MIN..=COMPRESS_MAX).contains(&size);
     let representation = Representation {
-        source: source(file, size)?,
         origin: path.to_path_buf(),
+        stamp: Some(opened.stamp),
+        source: source(opened),
         encoding: None,
         gzip_later,
         etag: if gzip_later {
@@ -482,7 +548,7 @@ async fn representation(
 }
 
 /// `file.br` and `file.gz` next to `path` that are regular files under the root.
-fn precompressed_siblings(root: &Path, path: &Path) -> Vec<(Coding, PathBuf, std::fs::Metadata)> {
+fn precompressed_siblings(root: &Path, path: &Path) -> Vec<(Coding, PathBuf)> {
     let mut found = Vec::new();
     let Some(name) = path.file_name() else {
         return found;
@@ -493,13 +559,10 @@ fn precompressed_siblings(root: &Path, path: &Path) -> Vec<(Coding, PathBuf, std
         let Ok(sibling) = std::fs::canonicalize(path.with_file_name(sibling_name)) else {
             continue;
         };
-        if !sibling.starts_with(root) {
-            continue;
-        }
-        if let Ok(metadata) = std::fs::metadata(&sibling) {
-            if metadata.is_file() {
-                found.push((coding, sibling, metadata));
-            }
+        if sibling.starts_with(root)
+            && std::fs::metadata(&sibling).is_ok_and(|metadata| metadata.is_file())
+        {
+            found.push((coding, sibling));
         }
     }
     found
@@ -609,23 +672,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Small files are read into memory at once; larger ones are streamed.
-fn source(file: std::fs::File, len: u64) -> io::Result<Source> {
-    if len <= READ_AT_ONCE {
-        return Ok(Source::Memory(Bytes::from(read_at_once(file, len)?)));
+/// The body of an opened file: its bytes when they were read (small files), else
+/// the file to stream.
+fn source(opened: Opened) -> Source {
+    match opened.content {
+        Content::Memory(bytes) => Source::Memory(bytes),
+        Content::File(file) => Source::File {
+            file: File::from_std(file),
+            len: opened.metadata.len(),
+        },
     }
-    Ok(Source::File {
-        file: File::from_std(file),
-        len,
-    })
-}
-
-/// Reads up to `len` bytes of a file opened for a small document or asset.
-fn read_at_once(file: std::fs::File, len: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Reads an open file to its end, expecting about `size` bytes.
