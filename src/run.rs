@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::pool::{InheritedEnv, Launcher, Pool, PoolSettings, RetireTimings};
 use crate::server::{serve, AppState, BodyLimits};
 use crate::settings::{Settings, SettingsError, AVAILABLE_PLUGINS};
+use crate::shim::ShimEntry;
 
 /// Why the supervisor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +92,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         source,
     };
     std::fs::create_dir_all(&runtime_dir).map_err(prepare)?;
-    let shim_entry = crate::shim::install(&runtime_dir).map_err(prepare)?;
+    let shim_source = crate::shim::install(&runtime_dir).map_err(prepare)?;
+    let shim = ShimEntry::new(shim_source.clone());
 
     let (inherited_env, dropped) = InheritedEnv::from_env(std::env::vars(), &args.pass_env);
     if !dropped.is_empty() {
@@ -105,7 +107,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let pool = Pool::new(
         Launcher {
             bun: bun.clone(),
-            shim_entry,
+            shim: shim.clone(),
             runtime_dir: runtime_dir.clone(),
             startup_timeout: settings.startup_timeout,
             inherited_env,
@@ -151,6 +153,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     state.master_key = settings.master_key.clone();
     let state = Arc::new(state);
     tokio::spawn(prewarm(state.clone()));
+    tokio::spawn(crate::shim::compile(
+        bun.clone(),
+        shim_source,
+        runtime_dir.clone(),
+        shim,
+    ));
     let stop = CancellationToken::new();
     tokio::spawn(signals.stop_on_signal(stop.clone()));
     let result = serve(listener, state, stop, settings.shutdown_grace).await;

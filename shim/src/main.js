@@ -1,3 +1,4 @@
+"use strict"; // kept by the bytecode build, which turns these modules into one function
 // Entry point of every app process: `bun main.js`, with
 //   BUNTIME_IPC_PATH   the supervisor's Unix socket
 //   BUNTIME_ENTRYPOINT absolute path of the app module

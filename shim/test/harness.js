@@ -19,7 +19,9 @@ import {
   wsMessageFrame,
 } from "../src/protocol.js";
 
-export const SHIM_MAIN = join(import.meta.dir, "..", "src", "main.js");
+// The shim under test: its source, or (BUNTIME_SHIM_MAIN) the bytecode build the
+// supervisor makes of it, which must behave the same.
+export const SHIM_MAIN = process.env.BUNTIME_SHIM_MAIN || join(import.meta.dir, "..", "src", "main.js");
 export const APPS = join(import.meta.dir, "apps");
 
 export class FakeSupervisor {

@@ -17,14 +17,15 @@ use super::StartError;
 use crate::apps::AppRelease;
 use crate::config::WorkerConfig;
 use crate::ipc::{Connection, ControlEvent};
+use crate::shim::ShimEntry;
 
 /// Everything needed to start children, fixed at supervisor start.
 #[derive(Debug, Clone)]
 pub struct Launcher {
     /// The `bun` executable.
     pub bun: PathBuf,
-    /// The shim's entry file in the runtime directory.
-    pub shim_entry: PathBuf,
+    /// The shim file children start with.
+    pub shim: ShimEntry,
     /// Where per-child sockets live.
     pub runtime_dir: PathBuf,
     /// Longest wait from spawn to READY.
@@ -102,7 +103,7 @@ impl Launcher {
         if config.low_memory {
             args.push("--smol".to_owned());
         }
-        args.push(self.shim_entry.display().to_string());
+        args.push(self.shim.current().display().to_string());
         let env = self.inherited_env.for_child(
             &config.env,
             &[

@@ -138,9 +138,11 @@ impl Supervisor {
         if !extra.contains(&"--apps") && !extra.contains(&"--config") {
             command.arg("--apps").arg(apps.path());
         }
+        if !extra.contains(&"--bun") {
+            command.arg("--bun").arg(bun());
+        }
         command
-            .args(["--host", "127.0.0.1", "--port", "0", "--bun"])
-            .arg(bun())
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .args(extra)
             .env("RUNTIME_LOG_LEVEL", "info")
             .env_remove("RUST_LOG")
