@@ -1,11 +1,13 @@
 //! The JavaScript shim every child runs, embedded at build time and written to the
 //! runtime directory at start.
 //!
-//! Children first start from the shim's source. Right after start the supervisor has
-//! `bun build --bytecode` compile it into one file with JavaScriptCore bytecode beside
-//! it, and once that succeeds children start from the compiled copy: parsing and
-//! compiling the shim was about a fifth of a child's start-up CPU. If the build fails
-//! (a `bun` without bytecode support, say), children keep starting from source.
+//! Children first start from the shim's source. A second after start the supervisor
+//! has `bun build --bytecode` compile it into one file with JavaScriptCore bytecode
+//! beside it, and once that succeeds children start from the compiled copy: parsing
+//! and compiling the shim was about a third of a child's start-up CPU. The wait keeps
+//! the build (which uses every CPU for a few tens of milliseconds) off the path of the
+//! first requests after start. If the build fails (a `bun` without bytecode support,
+//! say), children keep starting from source.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -17,6 +19,8 @@ include!(concat!(env!("OUT_DIR"), "/shim_files.rs"));
 
 /// Longest wait for the bytecode build; it takes tens of milliseconds.
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after start the build begins.
+const COMPILE_DELAY: Duration = Duration::from_secs(1);
 
 /// Writes the shim into `runtime_dir/shim` and returns the path of its entry file.
 pub fn install(runtime_dir: &Path) -> std::io::Result<PathBuf> {
@@ -56,10 +60,11 @@ impl ShimEntry {
     }
 }
 
-/// Compiles the installed shim (`source`, its `main.js`) to bytecode under
-/// `runtime_dir/shim-bytecode` and points `entry` at the result. Logs the outcome;
-/// on failure children keep starting from source.
+/// After [`COMPILE_DELAY`], compiles the installed shim (`source`, its `main.js`) to
+/// bytecode under `runtime_dir/shim-bytecode` and points `entry` at the result. Logs
+/// the outcome; on failure children keep starting from source.
 pub async fn compile(bun: PathBuf, source: PathBuf, runtime_dir: PathBuf, entry: ShimEntry) {
+    tokio::time::sleep(COMPILE_DELAY).await;
     let out_dir = runtime_dir.join("shim-bytecode");
     let began = Instant::now();
     match build(&bun, &source, &out_dir).await {
