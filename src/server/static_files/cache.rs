@@ -42,10 +42,9 @@ pub(super) fn files() -> &'static FileCache {
 
 /// Where a request path led: an existing file under the app dir, and its
 /// precompressed siblings (`app.js.br`, `app.js.gz`) that were there then.
-#[derive(Clone)]
 pub(super) struct Located {
     pub file: PathBuf,
-    pub siblings: Arc<[(Coding, PathBuf)]>,
+    pub siblings: Vec<(Coding, PathBuf)>,
 }
 
 /// What identifies one version of a file's content.
@@ -104,7 +103,7 @@ pub(super) struct FileCache {
 }
 
 /// Request path -> where it led, and when that was found.
-type PathsOfApp = HashMap<String, (Located, Instant)>;
+type PathsOfApp = HashMap<String, (Arc<Located>, Instant)>;
 
 #[derive(Default)]
 struct Contents {
@@ -129,14 +128,14 @@ impl Entry {
 
 impl FileCache {
     /// The resolution of `path` under `root`, if one was made within [`LOCATE_TTL`].
-    pub(super) fn located(&self, root: &Path, path: &str) -> Option<Located> {
+    pub(super) fn located(&self, root: &Path, path: &str) -> Option<Arc<Located>> {
         let located = lock(&self.located);
         let (found, at) = located.get(root)?.get(path)?;
         (at.elapsed() < LOCATE_TTL).then(|| found.clone())
     }
 
     /// Remembers that `path` under `root` led to an existing file.
-    pub(super) fn remember_located(&self, root: &Path, path: &str, found: Located) {
+    pub(super) fn remember_located(&self, root: &Path, path: &str, found: Arc<Located>) {
         let mut located = lock(&self.located);
         let count: usize = located.values().map(HashMap::len).sum();
         if count >= MAX_LOCATED {

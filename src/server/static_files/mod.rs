@@ -33,6 +33,7 @@ mod negotiate;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::server::percent::percent_decode;
@@ -150,13 +151,13 @@ pub async fn serve(request: StaticRequest<'_>) -> Response {
 
 /// Decodes and locates the request's path, remembering where it led when that was
 /// an existing file (not a refusal, and not the fallback for a missing path).
-fn resolve(request: &StaticRequest<'_>) -> Result<Located, Refusal> {
+fn resolve(request: &StaticRequest<'_>) -> Result<Arc<Located>, Refusal> {
     let segments = decode_path(request.path)?;
     let (file, found) = locate(request, &segments)?;
-    let located = Located {
-        siblings: precompressed_siblings(request.root, &file).into(),
+    let located = Arc::new(Located {
+        siblings: precompressed_siblings(request.root, &file),
         file,
-    };
+    });
     if found {
         cache::files().remember_located(request.root, request.path, located.clone());
     }
