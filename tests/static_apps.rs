@@ -1000,3 +1000,33 @@ async fn a_precompressed_copy_added_later_is_served_within_seconds() {
     assert_eq!(header(response.headers(), "content-encoding"), "gzip");
     assert_eq!(response.bytes().await.unwrap(), compressed);
 }
+
+#[tokio::test]
+async fn a_served_symlink_retargeted_outside_the_app_never_leaks() {
+    let (apps, supervisor) = start();
+    let secret = plant_secret(&apps);
+    let app = apps.path().join(APP);
+    let link = app.join("alias.js");
+    std::os::unix::fs::symlink(app.join("assets/app.js"), &link).unwrap();
+    let response = get(&supervisor, "/spa/alias.js", &[]).await;
+    assert_eq!(
+        response.text().await.unwrap(),
+        fixture_text("assets/app.js")
+    );
+    // Retarget it in one step, as a deploy would, while its resolution is remembered.
+    let next = app.join("alias.js.next");
+    std::os::unix::fs::symlink(&secret, &next).unwrap();
+    std::fs::rename(&next, &link).unwrap();
+    // Within the two seconds the old target (inside the app) may still be served...
+    let soon = raw_get(&supervisor, "/spa/alias.js").await;
+    let body = String::from_utf8_lossy(&soon.body);
+    assert!(!body.contains(SECRET), "leaked: {body}");
+    assert!(
+        soon.status == 404 || body == fixture_text("assets/app.js"),
+        "{} {body}",
+        soon.status
+    );
+    // ...after them the link is resolved again and refused.
+    tokio::time::sleep(SETTLED).await;
+    assert_refused(&supervisor, "/spa/alias.js").await;
+}
