@@ -40,6 +40,14 @@ pub fn find_bun(configured: Option<&Path>) -> Result<PathBuf, BunNotFound> {
         .ok_or(BunNotFound::Missing)
 }
 
+/// The last `count` lines of a `bun` command's output, joined by ` | `, for one log
+/// line or error message.
+pub(crate) fn last_lines(output: &[u8], count: usize) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}
+
 /// Where the project's setup puts Bun: beside the source tree the binary was built
 /// from, and beside the binary itself (for installed copies).
 fn local_installs() -> Vec<PathBuf> {
@@ -63,6 +71,13 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end_of_the_output() {
+        assert_eq!(last_lines(b"one\ntwo\nthree\n", 2), "two | three");
+        assert_eq!(last_lines(b"only", 5), "only");
+        assert_eq!(last_lines(b"", 5), "");
+    }
 
     #[test]
     fn the_pinned_version_is_the_one_the_setup_installs() {

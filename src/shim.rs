@@ -95,13 +95,10 @@ async fn build(bun: &Path, source: &Path, out_dir: &Path) -> Result<PathBuf, Str
         .map_err(|_| format!("bun build took longer than {} s", COMPILE_TIMEOUT.as_secs()))?
         .map_err(|error| format!("cannot run bun build: {error}"))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(format!(
             "bun build exited with {}: {}",
             output.status,
-            tail.join(" | ")
+            crate::bun::last_lines(&output.stderr, 5)
         ));
     }
     let compiled = out_dir.join("main.js");

@@ -72,11 +72,9 @@ impl Launcher {
                 detail: error.to_string(),
             })?;
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
             return Err(StartError::Install {
                 app: release.label(),
-                detail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                detail: crate::bun::last_lines(&output.stderr, 10),
             });
         }
         Ok(())

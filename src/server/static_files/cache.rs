@@ -82,8 +82,14 @@ impl Stamp {
 /// An opened file: its metadata, and its bytes when small, else the open file.
 pub(super) struct Opened {
     pub metadata: std::fs::Metadata,
-    pub stamp: Stamp,
     pub content: Content,
+}
+
+impl Opened {
+    /// The version of the file that was opened.
+    pub(super) fn stamp(&self) -> Stamp {
+        Stamp::of(&self.metadata)
+    }
 }
 
 /// A file's content as opened.
@@ -118,6 +124,14 @@ struct Entry {
     raw: Option<Bytes>,
     gzip: Option<Bytes>,
     used: u64,
+}
+
+impl Contents {
+    /// The next value of the use clock.
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
 }
 
 impl Entry {
@@ -166,7 +180,6 @@ impl FileCache {
         if !metadata.is_file() || metadata.len() > READ_AT_ONCE {
             return Ok(Opened {
                 metadata,
-                stamp,
                 content: Content::File(file),
             });
         }
@@ -176,7 +189,6 @@ impl FileCache {
         }
         Ok(Opened {
             metadata,
-            stamp,
             content: Content::Memory(bytes),
         })
     }
@@ -184,29 +196,23 @@ impl FileCache {
     /// The kept bytes of `path` if a `stat` says they are still its content.
     fn open_kept(&self, path: &Path) -> io::Result<Option<Opened>> {
         let kept = {
-            let contents = lock(&self.contents);
-            match contents.entries.get(path) {
-                Some(Entry {
-                    stamp,
-                    raw: Some(raw),
-                    ..
-                }) => Some((*stamp, raw.clone())),
-                _ => None,
-            }
+            let mut contents = lock(&self.contents);
+            let clock = contents.tick();
+            contents.entries.get_mut(path).and_then(|entry| {
+                entry.used = clock;
+                Some((entry.stamp, entry.raw.clone()?))
+            })
         };
         let Some((stamp, raw)) = kept else {
             return Ok(None);
         };
         let metadata = std::fs::metadata(path)?;
-        let now = Stamp::of(&metadata);
-        if now != stamp {
+        if Stamp::of(&metadata) != stamp {
             self.drop_entry(path);
             return Ok(None);
         }
-        self.touch(path);
         Ok(Some(Opened {
             metadata,
-            stamp,
             content: Content::Memory(raw),
         }))
     }
@@ -214,8 +220,7 @@ impl FileCache {
     /// The gzipped bytes of `path` made earlier from the content `stamp` names.
     pub(super) fn gzipped(&self, path: &Path, stamp: Stamp) -> Option<Bytes> {
         let mut contents = lock(&self.contents);
-        contents.clock += 1;
-        let clock = contents.clock;
+        let clock = contents.tick();
         let entry = contents.entries.get_mut(path)?;
         if entry.stamp != stamp {
             return None;
@@ -235,8 +240,7 @@ impl FileCache {
     /// evicts the least recently used entries while over [`MAX_BYTES`].
     fn keep(&self, path: &Path, stamp: Stamp, update: impl FnOnce(&mut Entry)) {
         let mut contents = lock(&self.contents);
-        contents.clock += 1;
-        let clock = contents.clock;
+        let clock = contents.tick();
         let fresh = Entry {
             stamp,
             raw: None,
@@ -266,15 +270,6 @@ impl FileCache {
             if let Some(evicted) = contents.entries.remove(&oldest) {
                 contents.bytes -= evicted.size();
             }
-        }
-    }
-
-    fn touch(&self, path: &Path) {
-        let mut contents = lock(&self.contents);
-        contents.clock += 1;
-        let clock = contents.clock;
-        if let Some(entry) = contents.entries.get_mut(path) {
-            entry.used = clock;
         }
     }
 

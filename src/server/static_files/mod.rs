@@ -518,7 +518,7 @@ fn representation(
             let representation = Representation {
                 etag: entity_tag(opened.metadata.len(), sibling_modified, &suffix),
                 origin: sibling_path.clone(),
-                stamp: Some(opened.stamp),
+                stamp: Some(opened.stamp()),
                 source: source(opened),
                 encoding: Some(*sibling),
                 gzip_later: false,
@@ -534,7 +534,7 @@ fn representation(
         && (COMPRESS_MIN..=COMPRESS_MAX).contains(&size);
     let representation = Representation {
         origin: path.to_path_buf(),
-        stamp: Some(opened.stamp),
+        stamp: Some(opened.stamp()),
         source: source(opened),
         encoding: None,
         gzip_later,
