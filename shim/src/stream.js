@@ -130,7 +130,7 @@ export class Stream {
     const implicit = head ? null : kind.implicit;
     if (kind.mem) {
       const text = bodyText(res);
-      if (text !== undefined) return this.sendText(status, headers, implicit, text);
+      if (text !== undefined) return this.sendBytes(status, headers, implicit, text);
       let bytes;
       try {
         bytes = res.bytes();
@@ -172,40 +172,28 @@ export class Stream {
     return true;
   }
 
-  // A body the Response was built from as a string: encoded straight into the frames
-  // when it fits in one DATA, without reading the Response's body.
-  sendText(status, headers, implicit, text) {
-    const size = Buffer.byteLength(text);
-    if (size === 0 || size > MAX_CHUNK || size > this.window) return this.sendBytes(status, headers, implicit, Buffer.from(text));
-    if (implicit !== null) addImplicitType(headers, implicit);
-    let buf;
-    try {
-      buf = wholeResponseFrames(this.id, status, headers, text, size);
-    } catch (err) {
-      return this.sendError(err);
-    }
-    this.window -= size;
-    this.conn.writer.push(buf);
-    this.finish();
-  }
-
-  sendBytes(status, headers, implicit, bytes) {
+  // An in-memory body: bytes, or the string the Response was built from (encoded
+  // straight into the frames, without reading the Response's body). A body that fits
+  // in one DATA goes out with its head and END in one buffer.
+  sendBytes(status, headers, implicit, body) {
     if (this.done) return;
-    const hasBody = bytes.length > 0;
+    const text = typeof body === "string";
+    const size = text ? Buffer.byteLength(body) : body.length;
+    const hasBody = size > 0;
     if (hasBody && implicit !== null) addImplicitType(headers, implicit);
-    if (hasBody && bytes.length <= MAX_CHUNK && bytes.length <= this.window) {
+    if (hasBody && size <= MAX_CHUNK && size <= this.window) {
       let buf;
       try {
-        buf = wholeResponseFrames(this.id, status, headers, bytes);
+        buf = wholeResponseFrames(this.id, status, headers, body, size);
       } catch (err) {
         return this.sendError(err);
       }
-      this.window -= bytes.length;
+      this.window -= size;
       this.conn.writer.push(buf);
       return this.finish();
     }
     if (!this.sendHead(status, headers, hasBody) || !hasBody) return;
-    this.out = bytes;
+    this.out = text ? Buffer.from(body) : body;
     this.outOff = 0;
     this.sendOut();
   }
