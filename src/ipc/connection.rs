@@ -11,8 +11,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame as BodyFrame, SizeHint};
 use http_body_util::BodyExt;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::events;
 use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
 use super::head::{decode_response, encode_request, OutgoingRequest, ResponseHead};
+use super::outbox::{run_writer, Outbox};
 use super::ProtocolError;
 use crate::sync::lock;
 
@@ -27,8 +28,6 @@ use crate::sync::lock;
 const CREDIT_BATCH: u32 = 64 * 1024;
 /// A child may never open a send window larger than this on one stream.
 const MAX_WINDOW: usize = 64 * 1024 * 1024;
-/// The writer stops collecting queued frames into one write past this size.
-const WRITE_BATCH: usize = 256 * 1024;
 
 /// A JSON failure report from the child (FATAL or ERROR frames).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -131,13 +130,21 @@ struct Table {
 }
 
 struct Shared {
-    /// Encoded frames for the writer task. Unbounded on purpose: every producer is
-    /// bounded already, bodies by their stream windows and heads by requests in flight.
-    outgoing: mpsc::UnboundedSender<Bytes>,
+    /// Encoded frames on their way to the child. Unbounded on purpose: every producer
+    /// is bounded already, bodies by their stream windows and heads by requests in flight.
+    outbox: Arc<Outbox>,
     /// Open streams; held only for map updates, never across an await.
     table: Mutex<Table>,
     /// Set once the reader has seen the connection end; read without the table lock.
     closed: AtomicBool,
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: the writer finishes what is queued and ends, which
+    /// shuts the socket's write half and tells the child the supervisor is done.
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
 }
 
 /// A handle to a child's connection; cheap to clone.
@@ -151,9 +158,9 @@ impl Connection {
     /// frames and the connection's end are reported on `control`.
     pub fn start(socket: UnixStream, control: mpsc::UnboundedSender<ControlEvent>) -> Self {
         let (read_half, write_half) = socket.into_split();
-        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let outbox = Outbox::new(write_half);
         let shared = Arc::new(Shared {
-            outgoing,
+            outbox: outbox.clone(),
             table: Mutex::new(Table {
                 next_id: 1,
                 open: HashMap::new(),
@@ -161,16 +168,16 @@ impl Connection {
             }),
             closed: AtomicBool::new(false),
         });
-        tokio::spawn(write_loop(write_half, outgoing_rx));
+        tokio::spawn(run_writer(outbox));
         tokio::spawn(read_loop(read_half, shared.clone(), control));
         Connection { shared }
     }
 
     /// Sends a connection-level frame (PING, IDLE, TERMINATE, STATS_REQUEST).
     pub fn send_control(&self, kind: FrameType, payload: &[u8]) {
-        let mut out = BytesMut::new();
-        encode_frame(&mut out, kind, 0, payload);
-        let _ = self.shared.outgoing.send(out.freeze());
+        self.shared
+            .outbox
+            .send(|out| encode_frame(out, kind, 0, payload));
     }
 
     /// Whether the connection has ended.
@@ -229,30 +236,37 @@ impl Connection {
     ) -> Result<(u32, events::Receiver<StreamEvent>, Arc<Semaphore>), ProtocolError> {
         let (events_tx, events) = events::queue();
         let send_window = Arc::new(Semaphore::new(INITIAL_WINDOW as usize));
-        let mut out = BytesMut::new();
         let mut table = lock(&self.shared.table);
         let id = table.next_id;
-        encode_request(&mut out, id, has_body, request)?;
-        if let Some(body) = whole_body {
-            for chunk in body.chunks(MAX_CHUNK) {
-                encode_frame(&mut out, FrameType::Data, id, chunk);
+        let queued = self.shared.outbox.send(|out| {
+            encode_request(out, id, has_body, request)?;
+            if let Some(body) = whole_body {
+                for chunk in body.chunks(MAX_CHUNK) {
+                    encode_frame(out, FrameType::Data, id, chunk);
+                }
+                encode_frame(out, FrameType::End, id, &[]);
             }
-            encode_frame(&mut out, FrameType::End, id, &[]);
+            Ok(())
+        });
+        match queued {
+            Some(Err(error)) => return Err(error),
+            // The reader holds off until the table lock is released, so the child's
+            // answer cannot arrive before the stream is in the table.
+            Some(Ok(())) if !table.closed => {
+                table.open.insert(
+                    id,
+                    Slot {
+                        events: events_tx,
+                        send_window: send_window.clone(),
+                        receive_window: INITIAL_WINDOW,
+                    },
+                );
+            }
+            _ => {
+                let _ = events_tx.send(StreamEvent::Lost);
+            }
         }
         table.next_id = id.wrapping_add(1).max(1);
-        if table.closed {
-            let _ = events_tx.send(StreamEvent::Lost);
-        } else {
-            table.open.insert(
-                id,
-                Slot {
-                    events: events_tx,
-                    send_window: send_window.clone(),
-                    receive_window: INITIAL_WINDOW,
-                },
-            );
-        }
-        let _ = self.shared.outgoing.send(out.freeze());
         drop(table);
         Ok((id, events, send_window))
     }
@@ -276,10 +290,12 @@ impl Connection {
         }
     }
 
-    fn send_frame(&self, kind: FrameType, stream: u32, payload: &[u8]) {
-        let mut out = BytesMut::new();
-        encode_frame(&mut out, kind, stream, payload);
-        let _ = self.shared.outgoing.send(out.freeze());
+    /// Queues one frame; false when the connection is closed.
+    fn send_frame(&self, kind: FrameType, stream: u32, payload: &[u8]) -> bool {
+        self.shared
+            .outbox
+            .send(|out| encode_frame(out, kind, stream, payload))
+            .is_some()
     }
 }
 
@@ -473,20 +489,21 @@ impl SessionSender {
             }
             let chunk = data.split_to(len);
             let flags = binary_flag | if data.is_empty() { super::WS_FINAL } else { 0 };
-            let mut out = BytesMut::with_capacity(10 + chunk.len());
-            super::frame::put_frame_header(
-                &mut out,
-                FrameType::WsMessage,
-                self.id,
-                chunk.len() + 1,
-            );
-            out.extend_from_slice(&[flags]);
-            out.extend_from_slice(&chunk);
             self.connection
                 .shared
-                .outgoing
-                .send(out.freeze())
-                .map_err(|_| SessionLost)?;
+                .outbox
+                .send(|out| {
+                    out.reserve(10 + chunk.len());
+                    super::frame::put_frame_header(
+                        out,
+                        FrameType::WsMessage,
+                        self.id,
+                        chunk.len() + 1,
+                    );
+                    out.extend_from_slice(&[flags]);
+                    out.extend_from_slice(&chunk);
+                })
+                .ok_or(SessionLost)?;
             if data.is_empty() {
                 return Ok(());
             }
@@ -585,7 +602,12 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Send,
 {
-    let mut out = BytesMut::new();
+    let send = |kind: FrameType, payload: &[u8]| {
+        shared
+            .outbox
+            .send(|out| encode_frame(out, kind, id, payload))
+            .is_some()
+    };
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
@@ -599,8 +621,7 @@ where
                     };
                     permit.forget();
                     let chunk = data.split_to(len);
-                    encode_frame(&mut out, FrameType::Data, id, &chunk);
-                    if shared.outgoing.send(out.split().freeze()).is_err() {
+                    if !send(FrameType::Data, &chunk) {
                         return;
                     }
                 }
@@ -610,39 +631,16 @@ where
                 let still_open = lock(&shared.table).open.remove(&id);
                 if let Some(slot) = still_open {
                     let _ = slot.events.send(StreamEvent::Lost);
-                    encode_frame(&mut out, FrameType::Cancel, id, &[]);
-                    let _ = shared.outgoing.send(out.split().freeze());
+                    send(FrameType::Cancel, &[]);
                 }
                 return;
             }
             None => {
-                encode_frame(&mut out, FrameType::End, id, &[]);
-                let _ = shared.outgoing.send(out.split().freeze());
+                send(FrameType::End, &[]);
                 return;
             }
         }
     }
-}
-
-async fn write_loop(mut socket: OwnedWriteHalf, mut outgoing: mpsc::UnboundedReceiver<Bytes>) {
-    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-    while let Some(first) = outgoing.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match outgoing.try_recv() {
-                Ok(next) => batch.extend_from_slice(&next),
-                Err(_) => break,
-            }
-        }
-        if socket.write_all(&batch).await.is_err() {
-            return;
-        }
-        if batch.capacity() > 4 * WRITE_BATCH {
-            batch = Vec::with_capacity(64 * 1024);
-        }
-    }
-    let _ = socket.shutdown().await;
 }
 
 async fn read_loop(

@@ -104,6 +104,7 @@ mod connection;
 mod events;
 mod frame;
 mod head;
+mod outbox;
 
 pub use connection::{
     ChildFailure, Connection, ControlEvent, IpcBody, ResponseStart, SessionEvent, SessionSender,
