@@ -2,7 +2,7 @@
 //! edits reach the next child without a restart.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,17 +41,18 @@ pub enum SetupError {
 
 type Cached = (Instant, Result<Arc<ReleaseSetup>, SetupError>);
 
-/// Setups by release dir.
+/// Setups by release dir. Keyed by the dir's bytes: hashing a `Path` walks its
+/// components, and this lookup is made on every request.
 #[derive(Default)]
 pub struct SetupCache {
-    entries: Mutex<HashMap<PathBuf, Cached>>,
+    entries: Mutex<HashMap<OsString, Cached>>,
 }
 
 impl SetupCache {
     /// The setup of `release`, read again when the cached one is over a second old.
     pub fn get(&self, release: &AppRelease) -> Result<Arc<ReleaseSetup>, SetupError> {
         let mut entries = lock(&self.entries);
-        if let Some((at, setup)) = entries.get(&release.dir) {
+        if let Some((at, setup)) = entries.get(release.dir.as_os_str()) {
             if at.elapsed() < SETUP_TTL {
                 return setup.clone();
             }
@@ -63,7 +64,10 @@ impl SetupCache {
         if entries.len() > 10_000 {
             entries.clear();
         }
-        entries.insert(release.dir.clone(), (Instant::now(), setup.clone()));
+        entries.insert(
+            release.dir.clone().into_os_string(),
+            (Instant::now(), setup.clone()),
+        );
         setup
     }
 

@@ -1,7 +1,7 @@
 //! One multiplexed connection to a child: a reader task, a writer task, and the table
 //! of open streams between them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use super::events;
 use super::frame::{decode_frame, encode_frame, Frame, FrameType, INITIAL_WINDOW, MAX_CHUNK};
 use super::head::{decode_response, encode_request, OutgoingRequest, ResponseHead};
 use super::outbox::{run_writer, Outbox};
+use super::stream_table::StreamMap;
 use super::ProtocolError;
 use crate::sync::lock;
 
@@ -124,7 +125,7 @@ struct Slot {
 
 struct Table {
     next_id: u32,
-    open: HashMap<u32, Slot>,
+    open: StreamMap<Slot>,
     /// Set once the connection is gone; no stream may open after that.
     closed: bool,
 }
@@ -163,7 +164,7 @@ impl Connection {
             outbox: outbox.clone(),
             table: Mutex::new(Table {
                 next_id: 1,
-                open: HashMap::new(),
+                open: StreamMap::default(),
                 closed: false,
             }),
             closed: AtomicBool::new(false),

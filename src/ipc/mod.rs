@@ -105,6 +105,7 @@ mod events;
 mod frame;
 mod head;
 mod outbox;
+mod stream_table;
 
 pub use connection::{
     ChildFailure, Connection, ControlEvent, IpcBody, ResponseStart, SessionEvent, SessionSender,

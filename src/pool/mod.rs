@@ -32,6 +32,7 @@ mod start;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -176,8 +177,9 @@ struct Slot {
 pub struct Pool {
     launcher: Launcher,
     settings: PoolSettings,
-    /// Slots by release dir, least recently used first out.
-    slots: Mutex<LruCache<PathBuf, Arc<Slot>>>,
+    /// Slots by release dir, least recently used first out. Keyed by the dir's bytes:
+    /// hashing a `Path` walks its components, and this lookup is made on every request.
+    slots: Mutex<LruCache<OsString, Arc<Slot>>>,
     /// Every child with an owner task still running.
     live: Mutex<HashMap<u64, Arc<Worker>>>,
     next_id: AtomicU64,
@@ -239,7 +241,7 @@ impl Pool {
         if self.shutdown.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
-        let slot = lock(&self.slots).get(&release.dir).cloned();
+        let slot = lock(&self.slots).get(release.dir.as_os_str()).cloned();
         if let Some(slot) = &slot {
             if let Some((lease, saturated)) = slot.lease() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -448,14 +450,14 @@ impl Pool {
             .ok_or(PoolError::ShuttingDown)
     }
 
-    fn insert_slot(&self, dir: &PathBuf) -> Arc<Slot> {
+    fn insert_slot(&self, dir: &std::path::Path) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
-        if let Some(slot) = slots.get(dir) {
+        if let Some(slot) = slots.get(dir.as_os_str()) {
             return slot.clone();
         }
         let slot = Arc::new(Slot::default());
-        if let Some((evicted_dir, evicted)) = slots.push(dir.clone(), slot.clone()) {
-            if &evicted_dir != dir {
+        if let Some((evicted_dir, evicted)) = slots.push(dir.as_os_str().to_owned(), slot.clone()) {
+            if evicted_dir != dir.as_os_str() {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 for worker in std::mem::take(&mut *lock(&evicted.workers)) {
                     tracing::debug!(app = %worker.label, pid = worker.pid, "evicting least recently used app");

@@ -61,15 +61,14 @@ pub fn split_app_path(path: &str) -> Option<AppPath<'_>> {
         segment_end += next;
     }
     let segment = percent_decode(&trimmed[..segment_end])?;
-    let (name, range) = match segment.strip_prefix('@') {
-        Some(scoped) => match scoped.split_once('@') {
-            Some((name, range)) => (format!("@{name}"), Some(range.to_owned())),
-            None => (segment.clone(), None),
-        },
-        None => match segment.split_once('@') {
-            Some((name, range)) => (name.to_owned(), Some(range.to_owned())),
-            None => (segment.clone(), None),
-        },
+    // The version range starts at the first `@` after the name (after the scope's).
+    let range_at = match segment.strip_prefix('@') {
+        Some(scoped) => scoped.find('@').map(|at| at + 1),
+        None => segment.find('@'),
+    };
+    let (name, range) = match range_at {
+        Some(at) => (segment[..at].to_owned(), Some(segment[at + 1..].to_owned())),
+        None => (segment, None),
     };
     if name.is_empty() || name.starts_with('.') || name.contains("..") || name == "@" {
         return None;
@@ -113,8 +112,19 @@ impl RequestIds {
             }
         }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{:08x}-{:012x}", self.prefix, number);
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        let mut text = [b'-'; 21];
+        write_hex(&mut text[..8], u64::from(self.prefix));
+        write_hex(&mut text[9..], number);
+        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+}
+
+/// Writes the low digits of `value` as lowercase hex, zero-padded to fill `out`; the
+/// request id is made on every request, where `format!` costs more than the rest of it.
+fn write_hex(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 
@@ -488,5 +498,21 @@ mod tests {
         assert_eq!(path.rest, "/x/y");
         assert_eq!(split_app_path("/"), None);
         assert_eq!(split_app_path("/..%2f/x"), None);
+    }
+
+    #[test]
+    fn request_ids_are_prefix_and_counter_in_hex_unless_the_client_sent_one() {
+        let ids = RequestIds {
+            prefix: 0x00ab_12ef,
+            next: AtomicU64::new(0x1_0000_00ff),
+        };
+        let none = HeaderMap::new();
+        assert_eq!(ids.pick(&none), "00ab12ef-0001000000ff");
+        assert_eq!(ids.pick(&none), "00ab12ef-000100000100");
+        let mut sent = HeaderMap::new();
+        sent.insert(&X_REQUEST_ID, HeaderValue::from_static("trace-7"));
+        assert_eq!(ids.pick(&sent), "trace-7");
+        sent.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(ids.pick(&sent), "00ab12ef-000100000101");
     }
 }
