@@ -32,6 +32,13 @@ async fn too_many_request_headers_get_431() {
     request.extend_from_slice(b"Connection: close\r\n\r\n");
     assert_eq!(raw_status(&supervisor, &request).await, 431);
     assert_eq!(supervisor.get("/hello/").await.0, 200, "still serving");
+    // The limit is 100 headers in all: Host, 98 more and Connection pass.
+    let mut request = b"GET /hello/ HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..98 {
+        request.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"Connection: close\r\n\r\n");
+    assert_eq!(raw_status(&supervisor, &request).await, 200);
 }
 
 #[tokio::test]
