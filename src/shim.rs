@@ -60,7 +60,7 @@ impl ShimEntry {
     }
 }
 
-/// After [`COMPILE_DELAY`], compiles the installed shim (`source`, its `main.js`) to
+/// A second after it is called, compiles the installed shim (`source`, its `main.js`) to
 /// bytecode under `runtime_dir/shim-bytecode` and points `entry` at the result. Logs
 /// the outcome; on failure children keep starting from source.
 pub async fn compile(bun: PathBuf, source: PathBuf, runtime_dir: PathBuf, entry: ShimEntry) {

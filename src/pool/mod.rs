@@ -3,7 +3,7 @@
 //! # Theory of operation
 //!
 //! Each live child is a [`Worker`]: a shared handle that requests lease, plus one task
-//! ([`worker::own_child`]) that owns the OS process. Requests never talk to that task:
+//! (`worker::own_child`) that owns the OS process. Requests never talk to that task:
 //! a lease is a short, lock-protected update of the handle's counters, and the request
 //! then speaks to the child over its multiplexed IPC [`Connection`](crate::ipc::Connection).
 //! The owner task wakes on timers (idle, TTL), on the last lease ending, on health
