@@ -11,6 +11,7 @@ mod setup;
 mod version;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -40,6 +41,12 @@ impl AppRelease {
     /// `name@version`, as logs and metrics show it.
     pub fn label(&self) -> String {
         format!("{}@{}", self.name, self.version)
+    }
+
+    /// What per-request maps key a release by: its dir's bytes. Hashing the `Path`
+    /// itself walks its components, which costs more than the rest of the lookup.
+    pub fn key(&self) -> &OsStr {
+        self.dir.as_os_str()
     }
 }
 

@@ -41,8 +41,7 @@ pub enum SetupError {
 
 type Cached = (Instant, Result<Arc<ReleaseSetup>, SetupError>);
 
-/// Setups by release dir. Keyed by the dir's bytes: hashing a `Path` walks its
-/// components, and this lookup is made on every request.
+/// Setups by release ([`AppRelease::key`]).
 #[derive(Default)]
 pub struct SetupCache {
     entries: Mutex<HashMap<OsString, Cached>>,
@@ -52,7 +51,7 @@ impl SetupCache {
     /// The setup of `release`, read again when the cached one is over a second old.
     pub fn get(&self, release: &AppRelease) -> Result<Arc<ReleaseSetup>, SetupError> {
         let mut entries = lock(&self.entries);
-        if let Some((at, setup)) = entries.get(release.dir.as_os_str()) {
+        if let Some((at, setup)) = entries.get(release.key()) {
             if at.elapsed() < SETUP_TTL {
                 return setup.clone();
             }
@@ -64,10 +63,7 @@ impl SetupCache {
         if entries.len() > 10_000 {
             entries.clear();
         }
-        entries.insert(
-            release.dir.clone().into_os_string(),
-            (Instant::now(), setup.clone()),
-        );
+        entries.insert(release.key().to_owned(), (Instant::now(), setup.clone()));
         setup
     }
 

@@ -253,8 +253,8 @@ impl ResponseHead {
             return Err(BadResponseHead::TooMany(self.headers.len()));
         }
         let mut total = 0;
-        // Room for the headers the supervisor adds (the request id) without regrowing.
-        let mut map = HeaderMap::with_capacity(self.headers.len() + 2);
+        // Room for the one header the supervisor adds (`x-request-id`) without regrowing.
+        let mut map = HeaderMap::with_capacity(self.headers.len() + 1);
         for (name, value) in self.headers {
             if value.len() > MAX_RESPONSE_HEADER_VALUE {
                 return Err(BadResponseHead::ValueTooLong(name, value.len()));

@@ -32,7 +32,7 @@ mod start;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -177,8 +177,7 @@ struct Slot {
 pub struct Pool {
     launcher: Launcher,
     settings: PoolSettings,
-    /// Slots by release dir, least recently used first out. Keyed by the dir's bytes:
-    /// hashing a `Path` walks its components, and this lookup is made on every request.
+    /// Slots by release ([`AppRelease::key`]), least recently used first out.
     slots: Mutex<LruCache<OsString, Arc<Slot>>>,
     /// Every child with an owner task still running.
     live: Mutex<HashMap<u64, Arc<Worker>>>,
@@ -241,7 +240,7 @@ impl Pool {
         if self.shutdown.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
-        let slot = lock(&self.slots).get(release.dir.as_os_str()).cloned();
+        let slot = lock(&self.slots).get(release.key()).cloned();
         if let Some(slot) = &slot {
             if let Some((lease, saturated)) = slot.lease() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +268,7 @@ impl Pool {
         }
         let slot = match slot {
             Some(slot) => slot,
-            None => self.insert_slot(&release.dir),
+            None => self.insert_slot(release.key()),
         };
         let queued_at = Instant::now();
         let _starting = slot.start_lock.lock().await;
@@ -403,7 +402,7 @@ impl Pool {
         if config.ephemeral || config.min_instances == 0 {
             return;
         }
-        let slot = self.insert_slot(&release.dir);
+        let slot = self.insert_slot(release.key());
         let _starting = slot.start_lock.lock().await;
         while slot.accepting() < config.min_instances.min(config.max_instances) {
             let before = slot.accepting();
@@ -450,14 +449,14 @@ impl Pool {
             .ok_or(PoolError::ShuttingDown)
     }
 
-    fn insert_slot(&self, dir: &std::path::Path) -> Arc<Slot> {
+    fn insert_slot(&self, key: &OsStr) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
-        if let Some(slot) = slots.get(dir.as_os_str()) {
+        if let Some(slot) = slots.get(key) {
             return slot.clone();
         }
         let slot = Arc::new(Slot::default());
-        if let Some((evicted_dir, evicted)) = slots.push(dir.as_os_str().to_owned(), slot.clone()) {
-            if evicted_dir != dir.as_os_str() {
+        if let Some((evicted_key, evicted)) = slots.push(key.to_owned(), slot.clone()) {
+            if evicted_key != key {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 for worker in std::mem::take(&mut *lock(&evicted.workers)) {
                     tracing::debug!(app = %worker.label, pid = worker.pid, "evicting least recently used app");

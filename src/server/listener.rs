@@ -22,11 +22,6 @@ use tower::ServiceExt;
 
 use super::{forward, limits, AppState};
 
-/// Most request headers a client may send; more is answered with 431.
-pub const MAX_REQUEST_HEADERS: usize = 100;
-/// hyper's own header limit. Set explicitly, any limit makes hyper fill a header array
-/// element by element on every request; its own limit uses a ready-made one.
-const HYPER_MAX_HEADERS: usize = 100;
 /// Read buffer per connection; also bounds a request head hyper will parse.
 pub const MAX_HEAD_BYTES: usize = 128 * 1024;
 
@@ -76,13 +71,13 @@ pub async fn accept_loop(
                 }
             });
             let mut builder = http1::Builder::new();
+            // Requests keep hyper's own limit of 100 headers (more get 431): set
+            // explicitly, any limit makes hyper fill its header arrays element by
+            // element on every request.
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
                 .max_buf_size(MAX_HEAD_BYTES.max(8192));
-            if MAX_REQUEST_HEADERS != HYPER_MAX_HEADERS {
-                builder.max_headers(MAX_REQUEST_HEADERS);
-            }
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
