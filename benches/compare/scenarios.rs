@@ -17,6 +17,10 @@ use crate::Options;
 /// Every scenario, in the order a full run takes them, with a line for `--list`.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("warm-noop", "GET answering \"ok\" from a warm app"),
+    (
+        "front-door",
+        "supervisor answering by itself (GET /_/health/live: no child, no IPC)",
+    ),
     ("echo-1kb", "POST of 1 KiB echoed back"),
     ("slow-50ms", "handler awaiting a 50 ms timer"),
     ("cpu-20ms", "handler burning 20 ms of CPU synchronously"),
@@ -360,6 +364,16 @@ fn load_scenario(name: &str, options: &Options) -> Option<LoadScenario> {
         "warm-noop" => LoadScenario {
             name: "warm-noop",
             wrk: Some(("/".into(), "/noop/".into())),
+            ..simple("noop")
+        },
+        "front-door" => LoadScenario {
+            name: "front-door",
+            supervisor_drive: get(vec!["/_/health/live".into()]),
+            wrk: Some(("/".into(), "/_/health/live".into())),
+            notes: vec![
+                "supervisor side: its own liveness answer, with no child and no IPC: the most any app request can reach through this front door on this machine".into(),
+                "plain side: the noop app, as in warm-noop".into(),
+            ],
             ..simple("noop")
         },
         "echo-1kb" => {
