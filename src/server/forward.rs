@@ -385,6 +385,15 @@ async fn forward_inner(
             error.to_string(),
         )
     })?;
+    // The request's head is in the child's frame now: what the wait below keeps is
+    // only the one header an upgrade still needs, not the whole head.
+    let offered_protocol = websocket_key.as_ref().and_then(|_| {
+        parts
+            .headers
+            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .cloned()
+    });
+    drop(parts);
 
     let started = Instant::now();
     let timeout = worker.config.timeout;
@@ -447,8 +456,8 @@ async fn forward_inner(
                     ),
                 ));
             };
-            let offered = parts.headers.get(http::header::SEC_WEBSOCKET_PROTOCOL);
-            let response = websocket::switching_protocols(&key, offered, app_headers);
+            let response =
+                websocket::switching_protocols(&key, offered_protocol.as_ref(), app_headers);
             let counted = state.metrics.session_opened(&release.name);
             websocket::spawn_session(on_upgrade, stream, lease, counted);
             return Ok(response);
