@@ -6,6 +6,11 @@ use tracing_subscriber::EnvFilter;
 use buntime_supervisor::check::{listing, problems, Sources};
 use buntime_supervisor::cli::{Cli, Command, LogFormat, SourceArgs};
 
+/// jemalloc's per-thread caches serve the dozen small allocations of every forwarded
+/// request for less CPU than the system allocator, and it keeps idle memory low.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
