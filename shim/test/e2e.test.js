@@ -129,6 +129,20 @@ describe("fetch app", () => {
     expect(r.header("x-latin1")).toBe("caf\u00e9");
     expect(r.frames[0].payload.includes(Buffer.from([0x63, 0x61, 0x66, 0xe9]))).toBe(true);
 
+    // The app sees what `new Request(url, { headers })` would give it: repeated names
+    // joined, set-cookie kept apart, names lowercased and sorted, with a body too.
+    const sent = [["X-Dup", "1"], ["set-cookie", "a=1"], ["x-dup", "2"], ["Content-Type", "text/csv"], ["set-cookie", "b=2"], ["host", "app.test"]];
+    const expected = [...new Request("http://app.test/", { method: "POST", headers: sent, body: "x" }).headers];
+    const n = ++id;
+    s.request(n, { method: "POST", url: "http://app.test/headers", headers: sent, body: true });
+    s.sendFrame(T.DATA, n, Buffer.from("x"));
+    s.sendFrame(T.END, n);
+    r = await s.response(n);
+    expect(JSON.parse(r.text)).toEqual(expected);
+    expect(expected).toContainEqual(["x-dup", "1, 2"]);
+    r = await s.fetch(++id, "/headers", { headers: sent.slice(0, 3) });
+    expect(JSON.parse(r.text)).toEqual([...new Headers(sent.slice(0, 3))]);
+
     const raw = "\u00ff\u0080 caf\u00e9 \u00c3\u00a9"; // bytes that are not valid UTF-8, plus a UTF-8 pair
     r = await s.fetch(++id, "/raw-header", { headers: [["x-raw", raw]] });
     expect(r.header("x-echo")).toBe(raw);
