@@ -18,7 +18,6 @@
 //! - [`server`]: the axum front door, request forwarding, the internal API, errors.
 //! - [`bun`]: finding the `bun` executable.
 //! - [`shim`]: the embedded JavaScript shim every child runs.
-//! - [`heap`]: the system allocator's thresholds, set so body buffers are reused.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs, clippy::unwrap_used)]
@@ -30,7 +29,6 @@ pub mod check;
 pub mod cli;
 pub mod config;
 #[allow(unsafe_code)]
-pub mod heap;
 pub mod ipc;
 pub mod metrics;
 pub mod notify;

@@ -7,7 +7,8 @@ use buntime_supervisor::check::{listing, problems, Sources};
 use buntime_supervisor::cli::{Cli, Command, LogFormat, SourceArgs};
 
 /// jemalloc's per-thread caches serve the dozen small allocations of every forwarded
-/// request for less CPU than the system allocator, and it keeps idle memory low.
+/// request for less CPU than the system allocator, and it reuses freed body-chunk
+/// buffers instead of mapping fresh pages for each, with little idle memory.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -46,7 +47,6 @@ fn main() {
     } else {
         builder.with_ansi(terminal).init();
     }
-    buntime_supervisor::heap::tune();
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|cpus| (cpus.get() / 2).max(1))
