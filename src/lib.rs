@@ -28,7 +28,6 @@ pub mod bun;
 pub mod check;
 pub mod cli;
 pub mod config;
-#[allow(unsafe_code)]
 pub mod ipc;
 pub mod metrics;
 pub mod notify;

@@ -71,9 +71,9 @@ pub async fn accept_loop(
                 }
             });
             let mut builder = http1::Builder::new();
-            // Requests keep hyper's own limit of 100 headers (more get 431): set
-            // explicitly, any limit makes hyper fill its header arrays element by
-            // element on every request.
+            // Requests keep hyper's own limit of 100 headers (more get 431). It is not
+            // set here: an explicit limit, even the same one, makes hyper fill its
+            // header arrays element by element on every request.
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
